@@ -1,0 +1,2 @@
+//! NuroPb on async-std and smol
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Sans-IO core of NuroPb.
+#![forbid(unsafe_code)]
