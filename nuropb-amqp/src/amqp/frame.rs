@@ -1,0 +1,389 @@
+//! Frames: reading them from arbitrarily chunked bytes, writing them into a buffer.
+//!
+//! [`FrameReader`] takes whatever the socket gave — half a frame, many frames — and yields whole
+//! [`Frame`]s. It reads the 7-byte frame header first and refuses a frame larger than `frame_max`
+//! before buffering its payload, so a peer cannot make it hold more than one frame's worth of bytes.
+//! Method payloads are decoded by `amq-protocol`; content headers by [`Properties`], which keeps the
+//! order of header tables.
+//!
+//! The `write_*` functions append frames to a `Vec<u8>`; [`write_content`] splits a body into body
+//! frames of at most `frame_max - 8` bytes.
+
+use crate::amqp::properties::{Properties, PropertiesError};
+use amq_protocol::frame::{GenError, WriteContext};
+use amq_protocol::protocol::{AMQPClass, gen_class, parse_class};
+use amq_protocol::types::ChannelId;
+
+/// The protocol header a client sends first: `AMQP` 0 0 9 1.
+pub const PROTOCOL_HEADER: [u8; 8] = *b"AMQP\x00\x00\x09\x01";
+/// Bytes of framing around a payload: type (1), channel (2), size (4) and the end octet (1).
+pub const FRAME_OVERHEAD: usize = 8;
+/// The smallest `frame_max` a peer may negotiate, and the limit before tuning (AMQP 0-9-1 §4.2.3).
+pub const MIN_FRAME_MAX: u32 = 4096;
+/// The octet that ends every frame.
+pub const FRAME_END: u8 = 0xCE;
+
+const FRAME_METHOD: u8 = 1;
+const FRAME_HEADER: u8 = 2;
+const FRAME_BODY: u8 = 3;
+const FRAME_HEARTBEAT: u8 = 8;
+
+/// One decoded frame.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Frame {
+    /// A protocol header: the four bytes after `AMQP` (`[0, 0, 9, 1]` for AMQP 0-9-1).
+    ProtocolHeader([u8; 4]),
+    /// A method frame.
+    Method(ChannelId, AMQPClass),
+    /// A content header frame.
+    Header(ChannelId, ContentHeader),
+    /// A content body frame.
+    Body(ChannelId, Vec<u8>),
+    /// A heartbeat; on any channel but 0 it is a protocol violation for the receiver to act on.
+    Heartbeat(ChannelId),
+}
+
+/// The content header that follows a content-carrying method (publish, deliver, return, get-ok).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContentHeader {
+    /// The class of the method it belongs to: 60 (basic).
+    pub class_id: u16,
+    /// The total size of the body frames that follow.
+    pub body_size: u64,
+    /// The message properties.
+    pub properties: Properties,
+}
+
+/// Why bytes could not be read as frames. Every kind closes the connection with reply code 501
+/// (`FRAME_ERROR`), see [`FrameError::reply_code`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The frame header announces more than the negotiated `frame_max`.
+    #[error("frame of {size} bytes exceeds frame_max {frame_max}")]
+    TooLarge {
+        /// Total frame size, framing included.
+        size: u64,
+        /// The limit in force.
+        frame_max: u32,
+    },
+    /// The frame does not end with `0xCE`.
+    #[error("frame does not end with 0xCE")]
+    BadFrameEnd,
+    /// The frame type octet is none of method, header, body, heartbeat.
+    #[error("unknown frame type {0}")]
+    UnknownFrameType(u8),
+    /// Bytes starting with `A` that are not `AMQP`.
+    #[error("malformed protocol header")]
+    BadProtocolHeader,
+    /// A method frame whose payload is not a known, well-formed method.
+    #[error("malformed method frame on channel {0}")]
+    BadMethod(ChannelId),
+    /// A content header frame whose payload is malformed.
+    #[error("malformed content header on channel {channel}: {error}")]
+    BadHeader {
+        /// The channel of the frame.
+        channel: ChannelId,
+        /// What was wrong with the properties.
+        error: PropertiesError,
+    },
+}
+
+impl FrameError {
+    /// The AMQP reply code to close the connection with: 501 `FRAME_ERROR`.
+    pub fn reply_code(&self) -> u16 {
+        501
+    }
+}
+
+/// Reassembles frames from chunks of bytes.
+///
+/// ```
+/// use nuropb_amqp::amqp::frame::{write_heartbeat, Frame, FrameReader};
+///
+/// let mut bytes = Vec::new();
+/// write_heartbeat(&mut bytes);
+/// write_heartbeat(&mut bytes);
+/// let mut reader = FrameReader::new(4096);
+/// let mut frames = Vec::new();
+/// reader.read(&bytes[..5], &mut frames).unwrap(); // half a frame: nothing yet
+/// assert!(frames.is_empty());
+/// reader.read(&bytes[5..], &mut frames).unwrap();
+/// assert_eq!(frames, [Frame::Heartbeat(0), Frame::Heartbeat(0)]);
+/// ```
+#[derive(Debug)]
+pub struct FrameReader {
+    pending: Vec<u8>,
+    frame_max: u32,
+}
+
+impl FrameReader {
+    /// A reader that accepts frames of at most `frame_max` bytes, framing included.
+    pub fn new(frame_max: u32) -> Self {
+        FrameReader {
+            pending: Vec::new(),
+            frame_max,
+        }
+    }
+
+    /// Changes the size limit, e.g. once `connection.tune-ok` has settled it.
+    pub fn set_frame_max(&mut self, frame_max: u32) {
+        self.frame_max = frame_max;
+    }
+
+    /// The size limit in force.
+    pub fn frame_max(&self) -> u32 {
+        self.frame_max
+    }
+
+    /// Bytes of an incomplete frame held back for the next [`FrameReader::read`].
+    pub fn buffered(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Appends to `out` every frame completed by `input`, and keeps a trailing partial frame.
+    ///
+    /// On an error, the frames before the bad one are in `out`; the stream cannot be resumed and
+    /// the connection should be closed with [`FrameError::reply_code`].
+    pub fn read(&mut self, mut input: &[u8], out: &mut Vec<Frame>) -> Result<(), FrameError> {
+        if !self.pending.is_empty() {
+            // Complete the frame held back last time, taking no more input than it needs.
+            loop {
+                let want = match frame_len(&self.pending, self.frame_max)? {
+                    Length::Known(n) => n,
+                    Length::NeedHeader(n) => n,
+                };
+                let take = want.saturating_sub(self.pending.len()).min(input.len());
+                self.pending.extend_from_slice(&input[..take]);
+                input = &input[take..];
+                match frame_len(&self.pending, self.frame_max)? {
+                    Length::Known(n) if self.pending.len() == n => {
+                        out.push(decode_frame(&self.pending)?);
+                        self.pending.clear();
+                        break;
+                    }
+                    _ if input.is_empty() => return Ok(()),
+                    _ => {}
+                }
+            }
+        }
+        while !input.is_empty() {
+            match frame_len(input, self.frame_max)? {
+                Length::Known(n) if input.len() >= n => {
+                    out.push(decode_frame(&input[..n])?);
+                    input = &input[n..];
+                }
+                _ => {
+                    self.pending.extend_from_slice(input);
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Length {
+    /// The whole frame is this long.
+    Known(usize),
+    /// At least this many bytes are needed to know.
+    NeedHeader(usize),
+}
+
+/// The length of the frame that starts `bytes`, once its header is there; checked against `frame_max`.
+fn frame_len(bytes: &[u8], frame_max: u32) -> Result<Length, FrameError> {
+    match bytes.first() {
+        None => Ok(Length::NeedHeader(1)),
+        Some(b'A') => Ok(Length::Known(PROTOCOL_HEADER.len())),
+        Some(_) => {
+            let Some(size) = bytes.get(3..7) else {
+                return Ok(Length::NeedHeader(7));
+            };
+            let size = u32::from_be_bytes([size[0], size[1], size[2], size[3]]) as u64;
+            let total = size + FRAME_OVERHEAD as u64;
+            if total > frame_max as u64 {
+                return Err(FrameError::TooLarge {
+                    size: total,
+                    frame_max,
+                });
+            }
+            Ok(Length::Known(total as usize))
+        }
+    }
+}
+
+/// Decodes one complete frame.
+fn decode_frame(frame: &[u8]) -> Result<Frame, FrameError> {
+    if frame[0] == b'A' {
+        return match frame {
+            [b'A', b'M', b'Q', b'P', a, b, c, d] => Ok(Frame::ProtocolHeader([*a, *b, *c, *d])),
+            _ => Err(FrameError::BadProtocolHeader),
+        };
+    }
+    let channel = u16::from_be_bytes([frame[1], frame[2]]);
+    let (payload, end) = frame[7..].split_at(frame.len() - FRAME_OVERHEAD);
+    if end != [FRAME_END] {
+        return Err(FrameError::BadFrameEnd);
+    }
+    match frame[0] {
+        FRAME_METHOD => match parse_class(payload) {
+            Ok(([], method)) => Ok(Frame::Method(channel, method)),
+            _ => Err(FrameError::BadMethod(channel)),
+        },
+        FRAME_HEADER => decode_content_header(payload)
+            .map(|h| Frame::Header(channel, h))
+            .map_err(|error| FrameError::BadHeader { channel, error }),
+        FRAME_BODY => Ok(Frame::Body(channel, payload.to_vec())),
+        FRAME_HEARTBEAT => Ok(Frame::Heartbeat(channel)),
+        other => Err(FrameError::UnknownFrameType(other)),
+    }
+}
+
+fn decode_content_header(payload: &[u8]) -> Result<ContentHeader, PropertiesError> {
+    let (fixed, props) = payload
+        .split_first_chunk::<12>()
+        .ok_or(PropertiesError::Malformed)?;
+    let class_id = u16::from_be_bytes([fixed[0], fixed[1]]);
+    // fixed[2..4] is the unused weight field.
+    let mut size = [0; 8];
+    size.copy_from_slice(&fixed[4..12]);
+    Ok(ContentHeader {
+        class_id,
+        body_size: u64::from_be_bytes(size),
+        properties: Properties::decode(props)?,
+    })
+}
+
+/// Appends the AMQP 0-9-1 protocol header.
+pub fn write_protocol_header(out: &mut Vec<u8>) {
+    out.extend_from_slice(&PROTOCOL_HEADER);
+}
+
+/// Appends a heartbeat frame (channel 0).
+pub fn write_heartbeat(out: &mut Vec<u8>) {
+    out.extend_from_slice(&[FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END]);
+}
+
+/// Appends a method frame.
+pub fn write_method(out: &mut Vec<u8>, channel: ChannelId, method: &AMQPClass) {
+    let start = begin_frame(out, FRAME_METHOD, channel);
+    let buf = std::mem::take(out);
+    *out = match gen_class(method)(WriteContext::from(buf)) {
+        Ok(ctx) => ctx.write,
+        // A Vec grows on demand; amq-protocol's generators have no other failure.
+        Err(e) => unreachable!("serializing into a Vec failed: {:?}", e as GenError),
+    };
+    end_frame(out, start);
+}
+
+/// Appends a content header frame for `body`, then the body split into frames of at most
+/// `frame_max - 8` bytes (no body frame for an empty body).
+///
+/// `frame_max` must be at least [`MIN_FRAME_MAX`].
+pub fn write_content(
+    out: &mut Vec<u8>,
+    channel: ChannelId,
+    class_id: u16,
+    properties: &Properties,
+    body: &[u8],
+    frame_max: u32,
+) {
+    let start = begin_frame(out, FRAME_HEADER, channel);
+    out.extend_from_slice(&class_id.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_be_bytes());
+    properties.encode(out);
+    end_frame(out, start);
+    let chunk = (frame_max.max(MIN_FRAME_MAX) as usize) - FRAME_OVERHEAD;
+    for part in body.chunks(chunk) {
+        out.push(FRAME_BODY);
+        out.extend_from_slice(&channel.to_be_bytes());
+        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        out.extend_from_slice(part);
+        out.push(FRAME_END);
+    }
+}
+
+/// Writes type, channel and a size placeholder; returns where the frame starts.
+fn begin_frame(out: &mut Vec<u8>, kind: u8, channel: ChannelId) -> usize {
+    let start = out.len();
+    out.push(kind);
+    out.extend_from_slice(&channel.to_be_bytes());
+    out.extend_from_slice(&[0; 4]);
+    start
+}
+
+/// Fills in the size of the frame begun at `start` and appends the end octet.
+fn end_frame(out: &mut Vec<u8>, start: usize) {
+    let size = (out.len() - start - 7) as u32;
+    out[start + 3..start + 7].copy_from_slice(&size.to_be_bytes());
+    out.push(FRAME_END);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::protocol::basic;
+
+    fn publish() -> AMQPClass {
+        AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+            exchange: "nuropb-rpc-exchange".into(),
+            routing_key: "svc".into(),
+            mandatory: true,
+            immediate: false,
+        }))
+    }
+
+    #[test]
+    fn a_message_reads_back_at_every_split_point() {
+        let props = Properties {
+            content_type: Some("application/json".into()),
+            ..Default::default()
+        };
+        let body = vec![7u8; 10_000];
+        let mut bytes = Vec::new();
+        write_method(&mut bytes, 1, &publish());
+        write_content(&mut bytes, 1, 60, &props, &body, 4096);
+        let mut whole = Vec::new();
+        FrameReader::new(4096).read(&bytes, &mut whole).unwrap();
+        assert_eq!(whole.len(), 2 + 3, "method, header, three body frames");
+        for split in 0..bytes.len() {
+            let mut reader = FrameReader::new(4096);
+            let mut frames = Vec::new();
+            reader.read(&bytes[..split], &mut frames).unwrap();
+            reader.read(&bytes[split..], &mut frames).unwrap();
+            assert_eq!(frames, whole, "split at {split}");
+            assert_eq!(reader.buffered(), 0);
+        }
+    }
+
+    #[test]
+    fn an_oversized_frame_is_refused_from_its_header() {
+        let mut reader = FrameReader::new(4096);
+        let header = [FRAME_BODY, 0, 1, 0xff, 0xff, 0xff, 0xff];
+        let err = reader.read(&header, &mut Vec::new()).unwrap_err();
+        assert_eq!(
+            err,
+            FrameError::TooLarge {
+                size: 0xffff_ffff + 8,
+                frame_max: 4096
+            }
+        );
+        assert_eq!(err.reply_code(), 501);
+    }
+
+    #[test]
+    fn bad_frame_end_and_unknown_type_are_errors() {
+        let mut bytes = Vec::new();
+        write_heartbeat(&mut bytes);
+        *bytes.last_mut().unwrap() = 0;
+        assert_eq!(
+            FrameReader::new(4096).read(&bytes, &mut Vec::new()),
+            Err(FrameError::BadFrameEnd)
+        );
+        let unknown = [9, 0, 0, 0, 0, 0, 0, FRAME_END];
+        assert_eq!(
+            FrameReader::new(4096).read(&unknown, &mut Vec::new()),
+            Err(FrameError::UnknownFrameType(9))
+        );
+    }
+}
