@@ -8,8 +8,16 @@
 //!
 //! The `write_*` functions append frames to a `Vec<u8>`; [`write_content`] splits a body into body
 //! frames of at most `frame_max - 8` bytes.
+//!
+//! [`FrameReader::next_raw`] is the allocation-free form of [`FrameReader::read`]: it hands out one
+//! [`RawFrame`] at a time (type, channel, payload borrowed from the input or the reader's buffer), so a
+//! caller can take a fast path for hot methods and decode the rest with [`RawFrame::decode`].
+//!
+//! Field tables inside method frames (`connection.start`, `queue.declare`, `basic.consume`, …) are
+//! checked for nesting depth before `amq-protocol`'s recursive parser sees them: a peer cannot
+//! overflow the stack with a deeply nested table.
 
-use crate::amqp::properties::{Properties, PropertiesError};
+use crate::amqp::properties::{Properties, PropertiesError, check_table_nesting};
 use amq_protocol::frame::{GenError, WriteContext};
 use amq_protocol::protocol::{AMQPClass, gen_class, parse_class};
 use amq_protocol::types::ChannelId;
@@ -113,7 +121,67 @@ impl FrameError {
 #[derive(Debug)]
 pub struct FrameReader {
     pending: Vec<u8>,
+    /// `pending` holds a whole frame that was handed out by [`FrameReader::next_raw`].
+    pending_done: bool,
     frame_max: u32,
+}
+
+/// One frame, checked for size and end octet but not decoded; the payload is borrowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawFrame<'a> {
+    /// A protocol header: the four bytes after `AMQP`.
+    ProtocolHeader([u8; 4]),
+    /// A method frame: class id, method id and arguments.
+    Method(ChannelId, &'a [u8]),
+    /// A content header frame.
+    Header(ChannelId, &'a [u8]),
+    /// A content body frame.
+    Body(ChannelId, &'a [u8]),
+    /// A heartbeat frame.
+    Heartbeat(ChannelId),
+}
+
+impl RawFrame<'_> {
+    /// The channel the frame travels on (0 for a protocol header).
+    pub fn channel(&self) -> ChannelId {
+        match *self {
+            RawFrame::ProtocolHeader(_) => 0,
+            RawFrame::Method(ch, _)
+            | RawFrame::Header(ch, _)
+            | RawFrame::Body(ch, _)
+            | RawFrame::Heartbeat(ch) => ch,
+        }
+    }
+
+    /// Decodes the payload: methods with `amq-protocol` (after the nesting check of their field
+    /// tables), content headers with [`Properties`]; a body payload is copied.
+    pub fn decode(self) -> Result<Frame, FrameError> {
+        match self {
+            RawFrame::ProtocolHeader(v) => Ok(Frame::ProtocolHeader(v)),
+            RawFrame::Method(channel, payload) => decode_method(payload)
+                .map(|m| Frame::Method(channel, m))
+                .ok_or(FrameError::BadMethod(channel)),
+            RawFrame::Header(channel, payload) => decode_content_header(payload)
+                .map(|h| Frame::Header(channel, h))
+                .map_err(|error| FrameError::BadHeader { channel, error }),
+            RawFrame::Body(channel, payload) => Ok(Frame::Body(channel, payload.to_vec())),
+            RawFrame::Heartbeat(channel) => Ok(Frame::Heartbeat(channel)),
+        }
+    }
+}
+
+/// Decodes a method payload (class id, method id, arguments) that must be consumed entirely.
+///
+/// Returns `None` for an unknown or malformed method, and for one whose field tables nest deeper
+/// than [`crate::amqp::properties::MAX_NESTING`].
+pub fn decode_method(payload: &[u8]) -> Option<AMQPClass> {
+    if !method_tables_are_shallow(payload) {
+        return None;
+    }
+    match parse_class(payload) {
+        Ok(([], method)) => Some(method),
+        _ => None,
+    }
 }
 
 impl FrameReader {
@@ -121,6 +189,7 @@ impl FrameReader {
     pub fn new(frame_max: u32) -> Self {
         FrameReader {
             pending: Vec::new(),
+            pending_done: false,
             frame_max,
         }
     }
@@ -137,7 +206,78 @@ impl FrameReader {
 
     /// Bytes of an incomplete frame held back for the next [`FrameReader::read`].
     pub fn buffered(&self) -> usize {
-        self.pending.len()
+        if self.pending_done {
+            0
+        } else {
+            self.pending.len()
+        }
+    }
+
+    /// Takes the next whole frame from the held-back bytes and `input`, advancing `input` past
+    /// what it used; `Ok(None)` once `input` is used up (a trailing partial frame is kept).
+    ///
+    /// The frame size is checked against `frame_max` as soon as the 7-byte header is there, before
+    /// any payload is buffered. A frame that lies wholly in `input` is borrowed from it, not copied.
+    /// On an error the stream cannot be resumed; close the connection with
+    /// [`FrameError::reply_code`].
+    ///
+    /// ```
+    /// use nuropb_amqp::amqp::frame::{write_heartbeat, FrameReader, RawFrame};
+    ///
+    /// let mut bytes = Vec::new();
+    /// write_heartbeat(&mut bytes);
+    /// let mut reader = FrameReader::new(4096);
+    /// let mut input = &bytes[..];
+    /// assert_eq!(reader.next_raw(&mut input), Ok(Some(RawFrame::Heartbeat(0))));
+    /// assert_eq!(reader.next_raw(&mut input), Ok(None));
+    /// ```
+    pub fn next_raw<'s, 'i, 'o>(
+        &'s mut self,
+        input: &mut &'i [u8],
+    ) -> Result<Option<RawFrame<'o>>, FrameError>
+    where
+        's: 'o,
+        'i: 'o,
+    {
+        if self.pending_done {
+            self.pending.clear();
+            self.pending_done = false;
+        }
+        if !self.pending.is_empty() {
+            // Complete the frame held back last time, taking no more input than it needs.
+            loop {
+                let want = match frame_len(&self.pending, self.frame_max)? {
+                    Length::Known(n) | Length::NeedHeader(n) => n,
+                };
+                let take = want.saturating_sub(self.pending.len()).min(input.len());
+                self.pending.extend_from_slice(&input[..take]);
+                *input = &input[take..];
+                match frame_len(&self.pending, self.frame_max)? {
+                    Length::Known(n) if self.pending.len() == n => {
+                        self.pending_done = true;
+                        return raw_frame(&self.pending).map(Some);
+                    }
+                    _ if input.is_empty() => return Ok(None),
+                    _ => {}
+                }
+            }
+        }
+        if input.is_empty() {
+            return Ok(None);
+        }
+        let whole: &'i [u8] = input;
+        match frame_len(whole, self.frame_max)? {
+            Length::Known(n) if whole.len() >= n => {
+                let (frame, rest) = whole.split_at(n);
+                *input = rest;
+                raw_frame(frame).map(Some)
+            }
+            _ => {
+                self.pending.extend_from_slice(whole);
+                *input = &[];
+                Ok(None)
+            }
+        }
     }
 
     /// Appends to `out` every frame completed by `input`, and keeps a trailing partial frame.
@@ -145,38 +285,8 @@ impl FrameReader {
     /// On an error, the frames before the bad one are in `out`; the stream cannot be resumed and
     /// the connection should be closed with [`FrameError::reply_code`].
     pub fn read(&mut self, mut input: &[u8], out: &mut Vec<Frame>) -> Result<(), FrameError> {
-        if !self.pending.is_empty() {
-            // Complete the frame held back last time, taking no more input than it needs.
-            loop {
-                let want = match frame_len(&self.pending, self.frame_max)? {
-                    Length::Known(n) => n,
-                    Length::NeedHeader(n) => n,
-                };
-                let take = want.saturating_sub(self.pending.len()).min(input.len());
-                self.pending.extend_from_slice(&input[..take]);
-                input = &input[take..];
-                match frame_len(&self.pending, self.frame_max)? {
-                    Length::Known(n) if self.pending.len() == n => {
-                        out.push(decode_frame(&self.pending)?);
-                        self.pending.clear();
-                        break;
-                    }
-                    _ if input.is_empty() => return Ok(()),
-                    _ => {}
-                }
-            }
-        }
-        while !input.is_empty() {
-            match frame_len(input, self.frame_max)? {
-                Length::Known(n) if input.len() >= n => {
-                    out.push(decode_frame(&input[..n])?);
-                    input = &input[n..];
-                }
-                _ => {
-                    self.pending.extend_from_slice(input);
-                    break;
-                }
-            }
+        while let Some(raw) = self.next_raw(&mut input)? {
+            out.push(raw.decode()?);
         }
         Ok(())
     }
@@ -211,11 +321,11 @@ fn frame_len(bytes: &[u8], frame_max: u32) -> Result<Length, FrameError> {
     }
 }
 
-/// Decodes one complete frame.
-fn decode_frame(frame: &[u8]) -> Result<Frame, FrameError> {
+/// Splits one complete frame (its length already checked) into type, channel and payload.
+fn raw_frame(frame: &[u8]) -> Result<RawFrame<'_>, FrameError> {
     if frame[0] == b'A' {
         return match frame {
-            [b'A', b'M', b'Q', b'P', a, b, c, d] => Ok(Frame::ProtocolHeader([*a, *b, *c, *d])),
+            [b'A', b'M', b'Q', b'P', a, b, c, d] => Ok(RawFrame::ProtocolHeader([*a, *b, *c, *d])),
             _ => Err(FrameError::BadProtocolHeader),
         };
     }
@@ -225,20 +335,63 @@ fn decode_frame(frame: &[u8]) -> Result<Frame, FrameError> {
         return Err(FrameError::BadFrameEnd);
     }
     match frame[0] {
-        FRAME_METHOD => match parse_class(payload) {
-            Ok(([], method)) => Ok(Frame::Method(channel, method)),
-            _ => Err(FrameError::BadMethod(channel)),
-        },
-        FRAME_HEADER => decode_content_header(payload)
-            .map(|h| Frame::Header(channel, h))
-            .map_err(|error| FrameError::BadHeader { channel, error }),
-        FRAME_BODY => Ok(Frame::Body(channel, payload.to_vec())),
-        FRAME_HEARTBEAT => Ok(Frame::Heartbeat(channel)),
+        FRAME_METHOD => Ok(RawFrame::Method(channel, payload)),
+        FRAME_HEADER => Ok(RawFrame::Header(channel, payload)),
+        FRAME_BODY => Ok(RawFrame::Body(channel, payload)),
+        FRAME_HEARTBEAT => Ok(RawFrame::Heartbeat(channel)),
         other => Err(FrameError::UnknownFrameType(other)),
     }
 }
 
-fn decode_content_header(payload: &[u8]) -> Result<ContentHeader, PropertiesError> {
+/// Whether every field table in a method payload nests within the limit.
+///
+/// Only the methods of AMQP 0-9-1 that carry a table are looked at; a payload too short to reach
+/// its table passes here and fails in the parser.
+fn method_tables_are_shallow(payload: &[u8]) -> bool {
+    let Some((ids, mut args)) = payload.split_first_chunk::<4>() else {
+        return true;
+    };
+    let class = u16::from_be_bytes([ids[0], ids[1]]);
+    let method = u16::from_be_bytes([ids[2], ids[3]]);
+    // What precedes the table: fixed octets, short strings, then maybe a bit octet.
+    let (fixed, shorts, bits) = match (class, method) {
+        (10, 10) => (2, 0, 0), // connection.start: version major, minor
+        (10, 11) => (0, 0, 0), // connection.start-ok: client properties first
+        (40, 10) => (2, 2, 1), // exchange.declare
+        (40, 30) | (40, 40) => (2, 3, 1), // exchange.bind / unbind
+        (50, 10) => (2, 1, 1), // queue.declare
+        (50, 20) => (2, 3, 1), // queue.bind
+        (50, 50) => (2, 3, 0), // queue.unbind has no bits
+        (60, 20) => (2, 2, 1), // basic.consume
+        _ => return true,
+    };
+    let Some(rest) = args.get(fixed..) else {
+        return true;
+    };
+    args = rest;
+    for _ in 0..shorts {
+        let Some((&len, rest)) = args.split_first() else {
+            return true;
+        };
+        let Some(rest) = rest.get(len as usize..) else {
+            return true;
+        };
+        args = rest;
+    }
+    let Some(rest) = args.get(bits..) else {
+        return true;
+    };
+    let Some((len, rest)) = rest.split_first_chunk::<4>() else {
+        return true;
+    };
+    let Some(table) = rest.get(..u32::from_be_bytes(*len) as usize) else {
+        return true;
+    };
+    // Refuse anything the checker cannot walk: it reads the same value types as the parser.
+    check_table_nesting(table).is_ok()
+}
+
+pub(crate) fn decode_content_header(payload: &[u8]) -> Result<ContentHeader, PropertiesError> {
     let (fixed, props) = payload
         .split_first_chunk::<12>()
         .ok_or(PropertiesError::Malformed)?;

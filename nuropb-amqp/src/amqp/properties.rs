@@ -349,6 +349,13 @@ fn decode_table(bytes: &[u8]) -> Result<(Headers, &[u8]), PropertiesError> {
     Ok((headers, rest))
 }
 
+/// Checks the content of a field table (entries, without the length prefix) for nesting deeper
+/// than [`MAX_NESTING`] and for values the parser could not read, without recursing into
+/// `amq-protocol`'s parser.
+pub(crate) fn check_table_nesting(table: &[u8]) -> Result<(), PropertiesError> {
+    check_nesting(table, 1)
+}
+
 /// Refuses tables whose nested tables and arrays go deeper than [`MAX_NESTING`], before the
 /// recursive parser of `amq-protocol` sees them.
 ///
