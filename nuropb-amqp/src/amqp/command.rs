@@ -680,8 +680,9 @@ mod tests {
             ExchangeDeclare::new("x", &long).method(),
             err("exchange type", 256)
         );
-        assert_eq!(Publish::new("", &long).check(), err("routing key", 256));
-        assert_eq!(Publish::new(&long, "").check(), err("exchange", 256));
+        let too_long = |field, len| Err(Error::ShortStringTooLong { field, len });
+        assert_eq!(Publish::new("", &long).check(), too_long("routing key", 256));
+        assert_eq!(Publish::new(&long, "").check(), too_long("exchange", 256));
         let consume = Consume {
             consumer_tag: long.clone(),
             ..Consume::new("q")
