@@ -19,6 +19,9 @@ pub(crate) enum ChannelState {
     Open,
     /// `channel.close` sent; everything but `close` / `close-ok` from the broker is discarded.
     Closing { reply_code: u16, reply_text: String },
+    /// Our `channel.close` crossed the broker's: we answered theirs and reported the channel
+    /// closed; the number stays taken until the `close-ok` for ours arrives.
+    AwaitCloseOk,
 }
 
 /// The reply a request waits for.
@@ -99,7 +102,8 @@ impl Channel {
 
     /// The channel is gone: fails its requests, loses its unconfirmed publishes, then reports the
     /// close itself.
-    pub(crate) fn gone(mut self, events: &mut VecDeque<Event>, closed: Closed) {
+    pub(crate) fn gone(&mut self, events: &mut VecDeque<Event>, closed: Closed) {
+        self.incoming = None;
         for (request, _) in self.pending.drain(..) {
             events.push_back(Event::Completed {
                 channel: closed.channel,
@@ -110,7 +114,7 @@ impl Channel {
                 }),
             });
         }
-        if let Some(confirms) = &mut self.confirms {
+        if let Some(mut confirms) = self.confirms.take() {
             confirms.lose_all(closed.channel, events);
         }
         events.push_back(Event::ChannelClosed {

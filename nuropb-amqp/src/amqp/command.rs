@@ -376,7 +376,8 @@ impl Inner {
         let channel = self.channel_mut(ch).ok_or(Error::ChannelNotOpen(ch))?;
         match channel.state {
             ChannelState::Closing { .. } => Err(Error::ChannelClosing(ch)),
-            _ => Ok(channel),
+            ChannelState::AwaitCloseOk => Err(Error::ChannelNotOpen(ch)),
+            ChannelState::Opening | ChannelState::Open => Ok(channel),
         }
     }
 

@@ -505,7 +505,10 @@ impl Inner {
             return;
         }
         for (id, slot) in self.channels.iter_mut().enumerate() {
-            if let Some(channel) = slot.take() {
+            if let Some(mut channel) = slot.take() {
+                if channel.state == crate::amqp::channel::ChannelState::AwaitCloseOk {
+                    continue; // already reported
+                }
                 channel.gone(
                     &mut self.events,
                     ChannelClosedHow {

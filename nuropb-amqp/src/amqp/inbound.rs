@@ -206,7 +206,7 @@ impl Inner {
             ));
         };
         let ids = wire::method_ids(payload);
-        if let ChannelState::Closing { .. } = channel.state {
+        if let ChannelState::Closing { .. } | ChannelState::AwaitCloseOk = channel.state {
             // After our channel.close, only the broker's close or close-ok count.
             return match ids {
                 Some((CHANNEL, CHANNEL_CLOSE | CHANNEL_CLOSE_OK)) => {
@@ -250,6 +250,12 @@ impl Inner {
         };
         // Closing and opening channels take only a few methods.
         match (&channel.state, &method) {
+            (ChannelState::AwaitCloseOk, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) => {
+                // The close-ok for our close that crossed the broker's: the number is free now.
+                self.channels[ch as usize] = None;
+                return Ok(());
+            }
+            (ChannelState::AwaitCloseOk, _) => return Ok(()),
             (_, AMQPClass::Channel(channel::AMQPMethod::Close(_))) => {}
             (ChannelState::Closing { .. }, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) => {
             }
@@ -265,10 +271,29 @@ impl Inner {
                 events.push_back(Event::ChannelOpened { channel: ch });
             }
             AMQPClass::Channel(channel::AMQPMethod::Close(close)) => {
+                let crossed = matches!(channel.state, ChannelState::Closing { .. });
                 self.write(
                     ch,
                     AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
                 );
+                if crossed {
+                    // Ours crossed theirs: the broker will still answer ours with close-ok.
+                    if let Some(channel) = self.channels.get_mut(ch as usize).and_then(Option::as_mut) {
+                        channel.gone(
+                            &mut self.events,
+                            Closed {
+                                channel: ch,
+                                reply_code: close.reply_code,
+                                reply_text: close.reply_text.to_string(),
+                                class_id: close.class_id,
+                                method_id: close.method_id,
+                                by_peer: true,
+                            },
+                        );
+                        channel.state = ChannelState::AwaitCloseOk;
+                    }
+                    return Ok(());
+                }
                 self.channel_gone(
                     ch,
                     close.reply_code,
@@ -471,7 +496,7 @@ impl Inner {
         method_id: u16,
         by_peer: bool,
     ) {
-        if let Some(channel) = self.channels.get_mut(ch as usize).and_then(Option::take) {
+        if let Some(mut channel) = self.channels.get_mut(ch as usize).and_then(Option::take) {
             channel.gone(
                 &mut self.events,
                 Closed {
@@ -494,7 +519,7 @@ impl Inner {
                 format!("content frame on channel {ch}, which is not open"),
             ));
         };
-        if let ChannelState::Closing { .. } = channel.state {
+        if let ChannelState::Closing { .. } | ChannelState::AwaitCloseOk = channel.state {
             return Ok(());
         }
         let Some(assembly) = channel.incoming.as_mut() else {

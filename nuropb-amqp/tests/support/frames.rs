@@ -1,7 +1,8 @@
 //! Server-side method builders.
 
 pub use nuropb_amqp::amqp::AMQPClass;
-pub use amq_protocol::protocol::{basic, channel, confirm, connection, queue};
+#[allow(unused_imports)]
+pub use amq_protocol::protocol::{basic, channel, confirm, connection, exchange, queue};
 use nuropb_amqp::amqp::{AMQPValue, FieldTable};
 
 pub use AMQPClass::Connection as Conn;

@@ -124,6 +124,12 @@ impl Peer {
         self.received.extend(frames);
     }
 
+    /// Drops whatever the client sent so far, unread.
+    pub fn discard(&mut self) {
+        self.collect();
+        self.received.clear();
+    }
+
     /// The client's next frame.
     pub fn expect(&mut self) -> Frame {
         self.collect();
