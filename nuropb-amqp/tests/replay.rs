@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -27,11 +28,22 @@ fn captures_dir() -> PathBuf {
     here.join("../../shared/wire/wire-captures")
 }
 
-fn load(name: &str) -> Value {
-    let path = captures_dir().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read capture {}: {e}", path.display()));
-    serde_json::from_str(&without_python_floats(&text)).expect("capture is JSON")
+/// A capture, parsed once per test process.
+fn load(name: &str) -> Arc<Value> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Value>>>> = OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry(name.to_owned())
+        .or_insert_with(|| {
+            let path = captures_dir().join(name);
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("cannot read capture {}: {e}", path.display()));
+            Arc::new(serde_json::from_str(&without_python_floats(&text)).expect("capture is JSON"))
+        })
+        .clone()
 }
 
 /// Python's `json` writes `NaN` and `Infinity` (json_types.json has them in decoded bodies);
@@ -541,16 +553,13 @@ impl Replay {
         }
     }
 
-    fn server_record(&mut self, r: &Value) {
-        let name = s(r, "method");
-        let args = &r["args"];
-        let recorded_ch = n(r, "channel") as u16;
-        let ch = self.ch(recorded_ch);
-        let m = method(name, args);
+    /// The frames of a server record, on our channel number.
+    fn server_bytes(&self, r: &Value) -> (AMQPClass, ChannelId, Vec<u8>) {
+        let ch = self.ch(n(r, "channel") as u16);
+        let m = method(s(r, "method"), &r["args"]);
         let mut bytes = Vec::new();
         write_method(&mut bytes, ch, &m);
-        let content = r["frame"] == "message";
-        if content {
+        if r["frame"] == "message" {
             let header = B64.decode(s(r, "content_header_frame_payload_b64")).unwrap();
             bytes.extend(frame_bytes(2, ch, &header));
             let body = B64.decode(s(r, "body_b64")).unwrap();
@@ -558,10 +567,35 @@ impl Replay {
                 bytes.extend(frame_bytes(3, ch, part));
             }
         }
+        (m, ch, bytes)
+    }
+
+    fn server_record(&mut self, r: &Value) {
+        let (m, ch, bytes) = self.server_bytes(r);
         self.conn.handle_input(&bytes, self.now);
         self.collect();
         let events = self.drain_events();
         self.check_events(r, &m, ch, &events);
+    }
+
+    /// Feeds consecutive server records as one byte stream cut into chunks of the given sizes
+    /// (used cyclically); events are collected, not checked.
+    fn server_segment(&mut self, records: &[&Value], chunks: &[usize]) {
+        let mut bytes = Vec::new();
+        for r in records {
+            bytes.extend(self.server_bytes(r).2);
+        }
+        let mut rest = &bytes[..];
+        for &size in chunks.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (chunk, tail) = rest.split_at(size.clamp(1, rest.len()));
+            self.conn.handle_input(chunk, self.now);
+            rest = tail;
+        }
+        self.collect();
+        self.drain_events();
     }
 
     fn check_events(&mut self, r: &Value, m: &AMQPClass, ch: ChannelId, events: &[Event]) {
@@ -925,5 +959,78 @@ fn unroutable_requests_come_back_as_returns() {
     for r in returns {
         assert_eq!((r.reply_code, r.reply_text.as_str()), (312, "NO_ROUTE"));
         assert_eq!(r.routing_key.as_str(), "no-such-service");
+    }
+}
+
+/// Runs one connection of a capture with every run of consecutive server records fed as one
+/// stream in chunks of the given sizes; returns all events. Client records are replayed and
+/// checked as in [`replay`].
+fn run_chunked(name: &str, conn: u64, chunks: &[usize]) -> Vec<Event> {
+    let doc = load(name);
+    let records: Vec<&Value> = doc["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["conn"].as_u64() == Some(conn))
+        .collect();
+    let vhost = records
+        .iter()
+        .find(|r| r["method"] == "connection.open")
+        .map(|r| s(&r["args"], "virtual_host").to_owned())
+        .expect("connection.open");
+    let opened = records[0]["t"].as_f64().expect("t");
+    let mut replay = Replay::new(&vhost, format!("{name} conn {conn} chunked"), opened);
+    let mut i = 0;
+    while i < records.len() {
+        let r = records[i];
+        match (r["frame"].as_str(), r["dir"].as_str()) {
+            (_, Some("S->C")) => {
+                let end = records[i..]
+                    .iter()
+                    .position(|r| r["dir"] != "S->C")
+                    .map_or(records.len(), |p| i + p);
+                replay.server_segment(&records[i..end], chunks);
+                i = end;
+                continue;
+            }
+            (Some("tcp-close"), _) => replay.finish(),
+            (Some("protocol-header"), _) => {
+                replay.next_sent();
+            }
+            (_, Some("C->S")) => replay.client_record(r),
+            _ => {}
+        }
+        i += 1;
+    }
+    replay.outcome.events
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Any chunking of the recorded server byte streams gives the same events as whole frames.
+    #[test]
+    fn any_chunking_of_recorded_streams_gives_the_same_events(
+        chunks in proptest::collection::vec(1usize..300, 1..40)
+    ) {
+        for (name, conn) in [
+            ("request_basic.json", 2),
+            ("request_basic.json", 3),
+            ("unroutable.json", 2),
+            ("single_instance.json", 3),
+            ("reconnect.json", 2),
+            ("encrypted.json", 2),
+        ] {
+            let whole = run_chunked(name, conn, &[usize::MAX]);
+            prop_assert!(whole.len() > 3, "{} {}", name, conn);
+            let chunked = run_chunked(name, conn, &chunks);
+            prop_assert_eq!(&chunked, &whole, "{} conn {}", name, conn);
+        }
     }
 }
