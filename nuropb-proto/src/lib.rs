@@ -18,6 +18,7 @@ pub use nuropb_amqp::amqp;
 pub mod crypto;
 pub mod describe;
 pub mod error;
+pub mod mesh;
 pub mod message;
 
 pub use error::{ErrorKind, NuropbError};

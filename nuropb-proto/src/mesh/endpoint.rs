@@ -1,0 +1,579 @@
+//! The NuroPb endpoint: one participant on the mesh, as a state machine over an AMQP connection.
+
+use crate::amqp::{self, ChannelId, Connection, ConnectionError, ShortString};
+use crate::crypto::{Encryptor, keys};
+use crate::describe::ServiceDescription;
+use crate::error::{ErrorKind, NuropbError};
+use crate::mesh::backoff::Backoff;
+use crate::mesh::client::{Pending, Queued};
+use crate::mesh::config::EndpointConfig;
+use crate::mesh::event::{Event, RequestId};
+use crate::mesh::ids::IdGenerator;
+use crate::mesh::service::{InFlight, Settlements};
+use crate::mesh::topology;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Where the endpoint is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The AMQP handshake is under way.
+    Connecting,
+    /// The channel is open and the queues and consumers are being set up.
+    Starting,
+    /// Serving and calling.
+    Ready,
+    /// The connection ended; waiting for [`Endpoint::reconnect`].
+    Disconnected,
+    /// Closing, on request or because of a permanent refusal.
+    Closing,
+    /// Done for good.
+    Stopped,
+}
+
+/// One NuroPb participant — a service, or a client only — driven by its runtime adapter.
+///
+/// # Driving it
+///
+/// The endpoint owns an AMQP [`Connection`] and follows its rules, with time passed in:
+///
+/// 1. Make the endpoint with [`Endpoint::new`], open a socket to the broker.
+/// 2. Whenever bytes arrive, [`Endpoint::handle_input`]; when the socket reaches end of file,
+///    [`Endpoint::handle_eof`].
+/// 3. After every input, timeout or command, write out [`Endpoint::poll_transmit`] and handle every
+///    [`Endpoint::poll_event`]: run a handler for each [`Event::Call`] and [`Event::Incoming`]
+///    and give its outcome to [`Endpoint::complete`]; wake the caller of each
+///    [`Event::Response`].
+/// 4. Sleep until [`Endpoint::poll_timeout`] at the latest, then [`Endpoint::handle_timeout`].
+/// 5. On [`Event::Disconnected`], drop the socket, wait [`Endpoint::reconnect_delay`], open a new
+///    one and call [`Endpoint::reconnect`]. On [`Event::Stopped`], stop.
+///
+/// Requests, commands and events may be sent at any time: until the endpoint is
+/// [`Phase::Ready`] they wait in a bounded outbox, up to their deadline.
+pub struct Endpoint {
+    pub(crate) config: EndpointConfig,
+    pub(crate) amqp_config: amqp::Config,
+    pub(crate) conn: Connection,
+    pub(crate) phase: Phase,
+    /// Counts connections and channels: deliveries of an earlier epoch are stale.
+    pub(crate) epoch: u64,
+    pub(crate) channel: Option<ChannelId>,
+    /// Startup requests not yet answered.
+    pub(crate) startup: HashSet<amqp::RequestId>,
+    pub(crate) response_consume: Option<amqp::RequestId>,
+    pub(crate) service_consume: Option<amqp::RequestId>,
+    pub(crate) response_consumer: Option<ShortString>,
+    pub(crate) service_consumer: Option<ShortString>,
+    /// Mesh configuration requests not yet answered; `Some` while one is under way.
+    pub(crate) mesh_setup: Option<HashSet<amqp::RequestId>>,
+    pub(crate) mesh_setup_wanted: bool,
+    /// The error to report once the connection has closed, for a permanent refusal.
+    pub(crate) stop_error: Option<NuropbError>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) ids: IdGenerator,
+    pub(crate) next_request: u64,
+    /// Requests waiting for a response, by correlation id.
+    pub(crate) pending: HashMap<String, Pending>,
+    /// Deadlines of pending requests.
+    pub(crate) deadlines: BTreeSet<(Instant, String)>,
+    /// Messages waiting for the endpoint to be ready.
+    pub(crate) outbox: VecDeque<Queued>,
+    /// Encrypted requests waiting for the public key of their service, by service.
+    pub(crate) awaiting_key: HashMap<String, Vec<crate::mesh::client::AwaitingKey>>,
+    pub(crate) encryptor: Encryptor,
+    pub(crate) public_key_pem: Option<String>,
+    pub(crate) descriptions: HashMap<String, ServiceDescription>,
+    /// Deliveries being handled, by delivery tag (of the current epoch).
+    pub(crate) in_flight: HashMap<u64, InFlight>,
+    pub(crate) settlements: Settlements,
+    /// Wall-clock time (seconds since the epoch) at `clock_base`, for Fernet timestamps.
+    pub(crate) clock_base: (Instant, u64),
+    pub(crate) reconnects: u32,
+    pub(crate) backoff: Backoff,
+    /// Requests the endpoint made for itself (describes for a public key): no event of theirs.
+    pub(crate) internal: HashSet<RequestId>,
+    /// The latest time the driver gave.
+    pub(crate) last_now: Instant,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("name", &self.config.name())
+            .field("instance_id", &self.config.instance_id)
+            .field("phase", &self.phase)
+            .field("pending", &self.pending.len())
+            .field("in_flight", &self.in_flight.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// An endpoint that connects with `amqp` (credentials, vhost, heartbeat) and behaves as
+    /// `config` says. `unix_time` is the wall clock (seconds since 1970) at `now`.
+    ///
+    /// NuroPb's client properties (`name`, `instance_id`, `client_only`) are added to `amqp`.
+    pub fn new(
+        config: EndpointConfig,
+        amqp: amqp::Config,
+        now: Instant,
+        unix_time: u64,
+    ) -> Result<Endpoint, NuropbError> {
+        let amqp = amqp.nuropb_identity(
+            config.name(),
+            config.instance_id.clone(),
+            config.service.is_none(),
+        );
+        let conn = Connection::new(amqp.clone(), now).map_err(transport)?;
+        let private_key = config.service.as_ref().and_then(|s| s.private_key.clone());
+        let public_key_pem = match &private_key {
+            Some(key) => Some(
+                keys::public_key_to_pem(&key.to_public_key())
+                    .map_err(|e| NuropbError::new(ErrorKind::Exception, e.to_string()))?,
+            ),
+            None => None,
+        };
+        Ok(Endpoint {
+            encryptor: Encryptor::new(private_key, config.key_store),
+            public_key_pem,
+            ids: IdGenerator::new(config.seed),
+            mesh_setup_wanted: config.configure_mesh_on_connect,
+            config,
+            amqp_config: amqp,
+            conn,
+            phase: Phase::Connecting,
+            epoch: 0,
+            channel: None,
+            startup: HashSet::new(),
+            response_consume: None,
+            service_consume: None,
+            response_consumer: None,
+            service_consumer: None,
+            mesh_setup: None,
+            stop_error: None,
+            events: VecDeque::new(),
+            next_request: 0,
+            pending: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            outbox: VecDeque::new(),
+            awaiting_key: HashMap::new(),
+            descriptions: HashMap::new(),
+            in_flight: HashMap::new(),
+            settlements: Settlements::default(),
+            clock_base: (now, unix_time),
+            reconnects: 0,
+            backoff: Backoff::default(),
+            internal: HashSet::new(),
+            last_now: now,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// Where the endpoint is in its life.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The queue this participant's responses come back on.
+    pub fn response_queue(&self) -> String {
+        self.config.response_queue()
+    }
+
+    /// Sets the reconnect schedule.
+    pub fn set_backoff(&mut self, backoff: Backoff) {
+        self.backoff = backoff;
+    }
+
+    /// Feeds bytes from the socket.
+    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        self.last_now = now;
+        self.conn.handle_input(bytes, now);
+        self.pump(now);
+    }
+
+    /// The socket reached end of file.
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.last_now = now;
+        self.conn.handle_eof(now);
+        self.pump(now);
+    }
+
+    /// Appends the bytes to write to the socket to `buf`; returns how many. Settlements of
+    /// deliveries handled since the last call go out here, contiguous acks as one.
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
+        if let Some(ch) = self.channel {
+            self.settlements.flush(&mut self.conn, ch);
+        }
+        self.conn.poll_transmit(buf)
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Endpoint::handle_timeout`] is due: heartbeats, request deadlines, outbox expiry.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let deadlines = self.deadlines.first().map(|(at, _)| *at);
+        let outbox = self.outbox.iter().map(|q| q.deadline).min();
+        let waiting = self
+            .awaiting_key
+            .values()
+            .flatten()
+            .map(|a| a.deadline)
+            .min();
+        [self.conn.poll_timeout(), deadlines, outbox, waiting]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Time has passed: sends heartbeats, detects a dead broker, expires requests.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.conn.handle_timeout(now);
+        self.pump(now);
+        self.expire(now);
+    }
+
+    /// How long to wait before [`Endpoint::reconnect`], given a `jitter` in `[0, 1]` from the
+    /// adapter's randomness; grows with each attempt since the endpoint was last ready.
+    pub fn reconnect_delay(&self, jitter: f64) -> Duration {
+        self.backoff.delay(self.reconnects, jitter)
+    }
+
+    /// Starts over on a new socket after [`Event::Disconnected`].
+    pub fn reconnect(&mut self, now: Instant) -> Result<(), NuropbError> {
+        if self.phase != Phase::Disconnected {
+            return Err(NuropbError::new(
+                ErrorKind::Transport,
+                format!("cannot reconnect while {:?}", self.phase),
+            ));
+        }
+        self.conn = Connection::new(self.amqp_config.clone(), now).map_err(transport)?;
+        self.reconnects = self.reconnects.saturating_add(1);
+        self.phase = Phase::Connecting;
+        Ok(())
+    }
+
+    /// Declares the mesh's exchanges and dead-letter queue (idempotent); [`Event::MeshConfigured`]
+    /// follows. Before the endpoint is connected, it happens as soon as it is.
+    pub fn configure_mesh(&mut self) {
+        self.mesh_setup_wanted = true;
+        if matches!(self.phase, Phase::Starting | Phase::Ready) && self.mesh_setup.is_none() {
+            self.start_mesh_setup();
+        }
+    }
+
+    /// Stops taking new deliveries from the service queue (graceful shutdown): deliveries in
+    /// flight may still be completed.
+    pub fn stop_consuming(&mut self) {
+        if let (Some(ch), Some(tag)) = (self.channel, self.service_consumer.take()) {
+            let _ = self.conn.basic_cancel(ch, tag.as_str(), false);
+        }
+    }
+
+    /// How many deliveries are being handled.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// How many requests wait for a response (including those waiting for the connection).
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len() + self.awaiting_key.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// How many messages wait for the connection.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Closes the connection; [`Event::Stopped`] follows. Pending requests fail.
+    pub fn close(&mut self) {
+        if matches!(self.phase, Phase::Stopped | Phase::Closing) {
+            return;
+        }
+        if let Some(ch) = self.channel {
+            self.settlements.flush(&mut self.conn, ch);
+        }
+        if self.conn.close(200, "Normal shutdown").is_ok() {
+            self.phase = Phase::Closing;
+        } else {
+            self.lose_connection(None);
+            self.finish_stop(None);
+        }
+    }
+
+    /// Seconds since 1970 at `now`, from the wall clock given at creation.
+    pub(crate) fn unix_time(&self, now: Instant) -> u64 {
+        self.clock_base.1 + now.saturating_duration_since(self.clock_base.0).as_secs()
+    }
+
+    pub(crate) fn next_request_id(&mut self) -> RequestId {
+        self.next_request += 1;
+        RequestId(self.next_request)
+    }
+
+    /// Handles every event the connection has.
+    fn pump(&mut self, now: Instant) {
+        while let Some(event) = self.conn.poll_event() {
+            self.on_amqp_event(event, now);
+        }
+    }
+
+    fn on_amqp_event(&mut self, event: amqp::Event, now: Instant) {
+        match event {
+            amqp::Event::Connected { .. } => self.open_channel(),
+            amqp::Event::ChannelOpened { .. } => {}
+            amqp::Event::ChannelClosed {
+                channel,
+                reply_code,
+                reply_text,
+                by_peer,
+                ..
+            } if Some(channel) == self.channel => {
+                self.on_channel_closed(reply_code, reply_text, by_peer)
+            }
+            amqp::Event::ChannelClosed { .. } => {}
+            amqp::Event::Completed {
+                request, result, ..
+            } => self.on_completed(request, result, now),
+            amqp::Event::Delivery(delivery) => {
+                if self.response_consumer.as_ref() == Some(&delivery.consumer_tag) {
+                    self.on_response(delivery, now);
+                } else if self.service_consumer.as_ref() == Some(&delivery.consumer_tag)
+                    || self.in_service_channel(&delivery)
+                {
+                    self.on_service_delivery(delivery, now);
+                }
+            }
+            amqp::Event::Returned(returned) => self.on_returned(returned),
+            amqp::Event::Confirmed { .. } | amqp::Event::Flow { .. } => {}
+            amqp::Event::ConsumerCancelled { channel, .. } if Some(channel) == self.channel => {
+                // A queue of ours went away (deleted by an operator): start the channel over,
+                // which declares it again.
+                if let Some(ch) = self.channel {
+                    let _ = self
+                        .conn
+                        .close_channel(ch, 200, "consumer cancelled by broker");
+                }
+            }
+            amqp::Event::ConsumerCancelled { .. } => {}
+            amqp::Event::Blocked { .. } => self.events.push_back(Event::Blocked(true)),
+            amqp::Event::Unblocked => self.events.push_back(Event::Blocked(false)),
+            amqp::Event::Closed {
+                reply_code,
+                reply_text,
+                error,
+                ..
+            } => self.on_closed(reply_code, reply_text, error),
+        }
+    }
+
+    /// A delivery for the service consumer that arrived before its `consume-ok` was handled.
+    fn in_service_channel(&self, delivery: &amqp::Delivery) -> bool {
+        self.service_consumer.is_none()
+            && self.service_consume.is_some()
+            && Some(delivery.channel) == self.channel
+            && self.response_consumer.as_ref() != Some(&delivery.consumer_tag)
+    }
+
+    fn open_channel(&mut self) {
+        match self.conn.open_channel() {
+            Ok(ch) => {
+                self.epoch += 1;
+                self.channel = Some(ch);
+                self.phase = Phase::Starting;
+                if self.mesh_setup_wanted {
+                    self.start_mesh_setup();
+                }
+                self.start_startup(ch);
+            }
+            Err(e) => self.stop(transport(e)),
+        }
+    }
+
+    /// Declares the response queue, the service queue and its bindings, sets the prefetch and
+    /// starts the consumers, as Python NuroPb does (NUROPB-WIRE.md §2.2).
+    fn start_startup(&mut self, ch: ChannelId) {
+        let plan = topology::startup(&self.config);
+        let mut requests = HashSet::new();
+        let mut failed = None;
+        for step in plan.steps {
+            match step.issue(&mut self.conn, ch) {
+                Ok(id) => {
+                    requests.insert(id);
+                    match step {
+                        topology::Step::ConsumeResponses(_) => self.response_consume = Some(id),
+                        topology::Step::ConsumeService(_) => self.service_consume = Some(id),
+                        _ => {}
+                    }
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        self.startup = requests;
+        if let Some(e) = failed {
+            self.stop(transport(e));
+        }
+    }
+
+    fn start_mesh_setup(&mut self) {
+        let Some(ch) = self.channel else { return };
+        let mut requests = HashSet::new();
+        for step in topology::mesh(&self.config.names) {
+            match step.issue(&mut self.conn, ch) {
+                Ok(id) => {
+                    requests.insert(id);
+                }
+                Err(e) => return self.stop(transport(e)),
+            }
+        }
+        self.mesh_setup_wanted = false;
+        self.mesh_setup = Some(requests);
+    }
+
+    fn on_completed(
+        &mut self,
+        request: amqp::RequestId,
+        result: Result<amqp::Completion, amqp::RequestFailed>,
+        now: Instant,
+    ) {
+        let Ok(completion) = result else {
+            return; // the channel closed: handled with its ChannelClosed
+        };
+        if let amqp::Completion::ConsumeStarted { consumer_tag } = &completion {
+            if self.response_consume == Some(request) {
+                self.response_consumer = Some(consumer_tag.clone());
+            } else if self.service_consume == Some(request) {
+                self.service_consumer = Some(consumer_tag.clone());
+            }
+        }
+        if let Some(setup) = &mut self.mesh_setup
+            && setup.remove(&request)
+            && setup.is_empty()
+        {
+            self.mesh_setup = None;
+            self.events.push_back(Event::MeshConfigured);
+        }
+        if self.startup.remove(&request) && self.startup.is_empty() && self.phase == Phase::Starting
+        {
+            self.phase = Phase::Ready;
+            self.reconnects = 0;
+            self.events.push_back(Event::Ready);
+            self.flush_outbox(now);
+        }
+    }
+
+    fn on_channel_closed(&mut self, reply_code: u16, reply_text: String, by_peer: bool) {
+        self.channel = None;
+        self.lose_channel(&format!("channel closed: {reply_code} {reply_text}"));
+        let permanent = by_peer
+            && matches!(
+                reply_code,
+                amqp::reply_code::ACCESS_REFUSED | amqp::reply_code::NOT_FOUND | RESOURCE_LOCKED
+            );
+        if permanent {
+            let hint = if reply_code == amqp::reply_code::NOT_FOUND {
+                " (is the mesh configured? see configure_mesh)"
+            } else {
+                ""
+            };
+            self.stop(NuropbError::new(
+                ErrorKind::Transport,
+                format!("the broker refused the endpoint: {reply_code} {reply_text}{hint}"),
+            ));
+        } else if matches!(self.phase, Phase::Starting | Phase::Ready) {
+            self.open_channel();
+        }
+    }
+
+    fn on_closed(&mut self, reply_code: u16, reply_text: String, error: Option<ConnectionError>) {
+        let was_closing = self.phase == Phase::Closing;
+        self.channel = None;
+        let reason = match &error {
+            Some(e) => e.to_string(),
+            None => format!("{reply_code} {reply_text}"),
+        };
+        self.lose_connection(Some(&reason));
+        if was_closing {
+            let error = self.stop_error.take();
+            return self.finish_stop(error);
+        }
+        let permanent = matches!(
+            error,
+            Some(
+                ConnectionError::AuthenticationFailed { .. }
+                    | ConnectionError::VhostNotAllowed { .. }
+                    | ConnectionError::UnsupportedProtocol(_)
+                    | ConnectionError::NoPlainMechanism(_)
+            )
+        );
+        let error = NuropbError::new(ErrorKind::Transport, format!("connection lost: {reason}"));
+        if permanent {
+            self.finish_stop(Some(error));
+        } else {
+            self.phase = Phase::Disconnected;
+            self.events.push_back(Event::Disconnected { error });
+        }
+    }
+
+    /// The channel is gone: requests sent on it will get no response (the response queue is
+    /// auto-delete), deliveries on it are requeued by the broker.
+    fn lose_channel(&mut self, reason: &str) {
+        self.epoch += 1;
+        self.in_flight.clear();
+        self.settlements.clear();
+        self.startup.clear();
+        self.response_consume = None;
+        self.service_consume = None;
+        self.response_consumer = None;
+        self.service_consumer = None;
+        if self.mesh_setup.take().is_some() {
+            self.mesh_setup_wanted = true;
+        }
+        self.fail_sent(reason);
+    }
+
+    fn lose_connection(&mut self, reason: Option<&str>) {
+        self.lose_channel(reason.unwrap_or("connection closed"));
+    }
+
+    /// Closes the connection because of a permanent refusal; [`Event::Stopped`] follows.
+    fn stop(&mut self, error: NuropbError) {
+        if matches!(self.phase, Phase::Closing | Phase::Stopped) {
+            return;
+        }
+        self.stop_error = Some(error.clone());
+        if self.conn.close(200, "Normal shutdown").is_ok() {
+            self.phase = Phase::Closing;
+        } else {
+            self.lose_connection(Some(&error.description));
+            self.finish_stop(Some(error));
+        }
+    }
+
+    fn finish_stop(&mut self, error: Option<NuropbError>) {
+        self.phase = Phase::Stopped;
+        let reason = error
+            .as_ref()
+            .map(|e| e.description.clone())
+            .unwrap_or_else(|| "the endpoint was closed".to_owned());
+        self.fail_all(&reason);
+        self.events.push_back(Event::Stopped { error });
+    }
+}
+
+/// A connection-level failure as a NuroPb error.
+pub(crate) fn transport(e: impl std::fmt::Display) -> NuropbError {
+    NuropbError::new(ErrorKind::Transport, e.to_string())
+}
+
+/// 405: the queue is exclusive to another connection.
+const RESOURCE_LOCKED: u16 = 405;

@@ -1,0 +1,67 @@
+//! What an [`Endpoint`](crate::mesh::Endpoint) tells its driver.
+
+use crate::error::NuropbError;
+use crate::mesh::call::{Call, IncomingEvent};
+use crate::message::MessageType;
+use serde_json::Value;
+
+/// Identifies a request (or a describe) until its [`Event::Response`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub(crate) u64);
+
+impl RequestId {
+    /// The number behind the id.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// What happened on the mesh.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The endpoint's queues are declared and its consumers run: it serves and receives
+    /// responses. Comes again after every reconnect.
+    Ready,
+    /// [`Endpoint::configure_mesh`](crate::mesh::Endpoint::configure_mesh) finished.
+    MeshConfigured,
+    /// A method call to handle; finish it with
+    /// [`Endpoint::complete`](crate::mesh::Endpoint::complete).
+    Call(Call),
+    /// An event to handle; finish it with [`Endpoint::complete`](crate::mesh::Endpoint::complete).
+    Incoming(IncomingEvent),
+    /// The outcome of a request: exactly one per [`RequestId`].
+    Response {
+        /// The request.
+        request: RequestId,
+        /// Its result, or the error the service answered or the endpoint found (timeout, not
+        /// delivered, connection lost).
+        result: Result<Value, NuropbError>,
+    },
+    /// A command or event was not delivered: unroutable, or expired while the endpoint was
+    /// disconnected.
+    NotDelivered {
+        /// Its correlation id (as returned when it was sent).
+        correlation_id: String,
+        /// Command or event.
+        kind: MessageType,
+        /// Why.
+        error: NuropbError,
+    },
+    /// The broker paused (`true`) or resumed (`false`) reading from this connection.
+    Blocked(bool),
+    /// The connection ended; reconnect after
+    /// [`Endpoint::reconnect_delay`](crate::mesh::Endpoint::reconnect_delay) with
+    /// [`Endpoint::reconnect`](crate::mesh::Endpoint::reconnect). Requests in flight have had their
+    /// responses (errors); requests made from now on wait for the connection, up to their deadline.
+    Disconnected {
+        /// Why.
+        error: NuropbError,
+    },
+    /// The endpoint stopped for good: closed on request, or refused in a way a reconnect will not
+    /// change (bad credentials, unknown virtual host, a second instance of a single-instance
+    /// participant, a mesh that is not configured). Always the last event.
+    Stopped {
+        /// Why, unless it was [`Endpoint::close`](crate::mesh::Endpoint::close).
+        error: Option<NuropbError>,
+    },
+}
