@@ -1,184 +1,178 @@
 //! Reassembling content: a content-carrying method (`basic.deliver`, `basic.return`,
 //! `basic.get-ok`), then its header frame, then body frames until the announced size is reached.
 //!
-//! The body buffer is sized from the header (capped), so a body that arrives in one frame is
-//! copied once, into the `Vec` the event hands out.
+//! The event's message is built where it stays: the method fields when the method arrives, the
+//! properties decoded straight into it, the body buffer sized from the header (capped) so that a
+//! body arriving in one frame is copied once, into the `Vec` the event hands out.
 
 use amq_protocol::types::{ChannelId, ShortString};
 
 use crate::amqp::error::{Violation, reply_code};
 use crate::amqp::event::{Completion, Delivery, Event, GetMessage, RequestId, Returned};
-use crate::amqp::frame::decode_content_header;
 use crate::amqp::properties::Properties;
 use crate::amqp::wire::Deliver;
 
 /// How much body buffer to reserve up front; larger bodies grow it as they arrive.
 const MAX_PREALLOCATION: u64 = 1 << 20;
 
-/// The method a content belongs to.
+/// The message being assembled, in the shape of its event.
 #[derive(Debug)]
-pub(crate) enum ContentMethod {
-    Deliver(Deliver),
-    Return {
+enum Content {
+    Deliver(Delivery),
+    Return(Returned),
+    Get(RequestId, GetMessage),
+}
+
+/// A content being received on one channel.
+#[derive(Debug)]
+pub(crate) struct Assembly {
+    content: Content,
+    /// Body bytes still to come; `None` until the content header arrived.
+    remaining: Option<u64>,
+}
+
+impl Assembly {
+    /// After `basic.deliver`.
+    pub(crate) fn deliver(channel: ChannelId, d: Deliver) -> Self {
+        Self::new(Content::Deliver(Delivery {
+            channel,
+            consumer_tag: d.consumer_tag,
+            delivery_tag: d.delivery_tag,
+            redelivered: d.redelivered,
+            exchange: d.exchange,
+            routing_key: d.routing_key,
+            properties: Properties::default(),
+            body: Vec::new(),
+        }))
+    }
+
+    /// After `basic.return`.
+    pub(crate) fn returned(
+        channel: ChannelId,
         reply_code: u16,
         reply_text: ShortString,
         exchange: ShortString,
         routing_key: ShortString,
-    },
-    GetOk {
+    ) -> Self {
+        Self::new(Content::Return(Returned {
+            channel,
+            reply_code,
+            reply_text,
+            exchange,
+            routing_key,
+            properties: Properties::default(),
+            body: Vec::new(),
+        }))
+    }
+
+    /// After `basic.get-ok` answering `request`.
+    pub(crate) fn got(
         request: RequestId,
         delivery_tag: u64,
         redelivered: bool,
         exchange: ShortString,
         routing_key: ShortString,
         message_count: u32,
-    },
-}
-
-#[derive(Debug)]
-enum Stage {
-    Header,
-    Body {
-        remaining: u64,
-        properties: Properties,
-        body: Vec<u8>,
-    },
-}
-
-/// A content being received on one channel.
-#[derive(Debug)]
-pub(crate) struct Assembly {
-    method: ContentMethod,
-    stage: Stage,
-}
-
-impl Assembly {
-    pub(crate) fn new(method: ContentMethod) -> Self {
-        Assembly {
-            method,
-            stage: Stage::Header,
-        }
-    }
-
-    /// Takes the content header; `Ok(true)` when the content is complete (empty body).
-    pub(crate) fn header(&mut self, payload: &[u8], max_body: u64) -> Result<bool, Violation> {
-        if !matches!(self.stage, Stage::Header) {
-            return Err(Violation::new(
-                reply_code::UNEXPECTED_FRAME,
-                "content header while a content body was expected",
-            ));
-        }
-        let header = decode_content_header(payload).map_err(|e| {
-            Violation::new(
-                reply_code::FRAME_ERROR,
-                format!("malformed content header: {e}"),
-            )
-        })?;
-        if header.class_id != 60 {
-            return Err(Violation::new(
-                reply_code::UNEXPECTED_FRAME,
-                format!(
-                    "content header of class {} after a basic method",
-                    header.class_id
-                ),
-            ));
-        }
-        if header.body_size > max_body {
-            return Err(Violation::new(
-                reply_code::RESOURCE_ERROR,
-                format!(
-                    "content body of {} bytes exceeds the limit of {max_body}",
-                    header.body_size
-                ),
-            ));
-        }
-        self.stage = Stage::Body {
-            remaining: header.body_size,
-            properties: header.properties,
-            body: Vec::with_capacity(header.body_size.min(MAX_PREALLOCATION) as usize),
-        };
-        Ok(header.body_size == 0)
-    }
-
-    /// Takes a body frame; `Ok(true)` when the content is complete.
-    pub(crate) fn body(&mut self, payload: &[u8]) -> Result<bool, Violation> {
-        let Stage::Body {
-            remaining, body, ..
-        } = &mut self.stage
-        else {
-            return Err(Violation::new(
-                reply_code::UNEXPECTED_FRAME,
-                "content body before its content header",
-            ));
-        };
-        if payload.len() as u64 > *remaining {
-            return Err(Violation::new(
-                reply_code::FRAME_ERROR,
-                format!(
-                    "content body frame of {} bytes where {} remained",
-                    payload.len(),
-                    remaining
-                ),
-            ));
-        }
-        body.extend_from_slice(payload);
-        *remaining -= payload.len() as u64;
-        Ok(*remaining == 0)
-    }
-
-    /// The event for a complete content.
-    pub(crate) fn finish(self, channel: ChannelId) -> Event {
-        let (properties, body) = match self.stage {
-            Stage::Body {
-                properties, body, ..
-            } => (properties, body),
-            // Not reached: finish is called after header() or body() said complete.
-            Stage::Header => (Properties::default(), Vec::new()),
-        };
-        match self.method {
-            ContentMethod::Deliver(d) => Event::Delivery(Delivery {
-                channel,
-                consumer_tag: d.consumer_tag,
-                delivery_tag: d.delivery_tag,
-                redelivered: d.redelivered,
-                exchange: d.exchange,
-                routing_key: d.routing_key,
-                properties,
-                body,
-            }),
-            ContentMethod::Return {
-                reply_code,
-                reply_text,
-                exchange,
-                routing_key,
-            } => Event::Returned(Returned {
-                channel,
-                reply_code,
-                reply_text,
-                exchange,
-                routing_key,
-                properties,
-                body,
-            }),
-            ContentMethod::GetOk {
-                request,
+    ) -> Self {
+        Self::new(Content::Get(
+            request,
+            GetMessage {
                 delivery_tag,
                 redelivered,
                 exchange,
                 routing_key,
                 message_count,
-            } => Event::Completed {
+                properties: Properties::default(),
+                body: Vec::new(),
+            },
+        ))
+    }
+
+    fn new(content: Content) -> Self {
+        Assembly {
+            content,
+            remaining: None,
+        }
+    }
+
+    fn parts(&mut self) -> (&mut Properties, &mut Vec<u8>) {
+        match &mut self.content {
+            Content::Deliver(d) => (&mut d.properties, &mut d.body),
+            Content::Return(r) => (&mut r.properties, &mut r.body),
+            Content::Get(_, g) => (&mut g.properties, &mut g.body),
+        }
+    }
+
+    /// Takes the content header; `Ok(true)` when the content is complete (empty body).
+    pub(crate) fn header(&mut self, payload: &[u8], max_body: u64) -> Result<bool, Violation> {
+        if self.remaining.is_some() {
+            return Err(Violation::new(
+                reply_code::UNEXPECTED_FRAME,
+                "content header while a content body was expected",
+            ));
+        }
+        let malformed = |what: &dyn std::fmt::Display| {
+            Violation::new(
+                reply_code::FRAME_ERROR,
+                format!("malformed content header: {what}"),
+            )
+        };
+        let Some((fixed, props)) = payload.split_first_chunk::<12>() else {
+            return Err(malformed(&"shorter than 12 bytes"));
+        };
+        let class_id = u16::from_be_bytes([fixed[0], fixed[1]]);
+        // fixed[2..4] is the unused weight field.
+        let mut size = [0; 8];
+        size.copy_from_slice(&fixed[4..12]);
+        let body_size = u64::from_be_bytes(size);
+        if class_id != 60 {
+            return Err(Violation::new(
+                reply_code::UNEXPECTED_FRAME,
+                format!("content header of class {class_id} after a basic method"),
+            ));
+        }
+        if body_size > max_body {
+            return Err(Violation::new(
+                reply_code::RESOURCE_ERROR,
+                format!("content body of {body_size} bytes exceeds the limit of {max_body}"),
+            ));
+        }
+        let (properties, body) = self.parts();
+        properties.decode_into(props).map_err(|e| malformed(&e))?;
+        *body = Vec::with_capacity(body_size.min(MAX_PREALLOCATION) as usize);
+        self.remaining = Some(body_size);
+        Ok(body_size == 0)
+    }
+
+    /// Takes a body frame; `Ok(true)` when the content is complete.
+    pub(crate) fn body(&mut self, payload: &[u8]) -> Result<bool, Violation> {
+        let Some(remaining) = self.remaining else {
+            return Err(Violation::new(
+                reply_code::UNEXPECTED_FRAME,
+                "content body before its content header",
+            ));
+        };
+        let len = payload.len() as u64;
+        if len > remaining {
+            return Err(Violation::new(
+                reply_code::FRAME_ERROR,
+                format!("content body frame of {len} bytes where {remaining} remained"),
+            ));
+        }
+        self.parts().1.extend_from_slice(payload);
+        self.remaining = Some(remaining - len);
+        Ok(remaining == len)
+    }
+
+    /// The event for a complete content.
+    pub(crate) fn finish(self, channel: ChannelId) -> Event {
+        match self.content {
+            Content::Deliver(d) => Event::Delivery(d),
+            Content::Return(r) => Event::Returned(r),
+            Content::Get(request, message) => Event::Completed {
                 channel,
                 request,
-                result: Ok(Completion::Got(Box::new(GetMessage {
-                    delivery_tag,
-                    redelivered,
-                    exchange,
-                    routing_key,
-                    message_count,
-                    properties,
-                    body,
-                }))),
+                result: Ok(Completion::Got(Box::new(message))),
             },
         }
     }
@@ -197,13 +191,16 @@ mod tests {
     }
 
     fn deliver() -> Assembly {
-        Assembly::new(ContentMethod::Deliver(Deliver {
-            consumer_tag: "c".into(),
-            delivery_tag: 1,
-            redelivered: false,
-            exchange: "".into(),
-            routing_key: "q".into(),
-        }))
+        Assembly::deliver(
+            3,
+            Deliver {
+                consumer_tag: "c".into(),
+                delivery_tag: 1,
+                redelivered: false,
+                exchange: "".into(),
+                routing_key: "q".into(),
+            },
+        )
     }
 
     #[test]
@@ -235,6 +232,9 @@ mod tests {
         assert_eq!(code(deliver().header(&header(50, 1), 100)), 505);
         assert_eq!(code(deliver().header(&header(60, 101), 100)), 506);
         assert_eq!(code(deliver().header(&[0, 60], 100)), 501);
+        let mut bad = header(60, 1);
+        bad.push(0);
+        assert_eq!(code(deliver().header(&bad, 100)), 501);
         let mut a = deliver();
         a.header(&header(60, 2), 100).unwrap();
         assert_eq!(code(a.body(b"abc")), 501);

@@ -9,7 +9,7 @@ use amq_protocol::types::ChannelId;
 
 use crate::amqp::channel::{ChannelState, Closed, Expect};
 use crate::amqp::connection::{Inner, State, reader_limit};
-use crate::amqp::delivery::{Assembly, ContentMethod};
+use crate::amqp::delivery::Assembly;
 use crate::amqp::error::{ConnectionError, Violation, reply_code};
 use crate::amqp::event::{Completion, Confirm, Event};
 use crate::amqp::frame::{RawFrame, decode_method, write_method};
@@ -235,7 +235,7 @@ impl Inner {
                     "basic.deliver on channel {ch} before channel.open-ok"
                 )));
             }
-            channel.incoming = Some(Assembly::new(ContentMethod::Deliver(deliver)));
+            channel.incoming = Some(Assembly::deliver(ch, deliver));
             return Ok(());
         }
         let method = decode(ch, payload)?;
@@ -420,32 +420,36 @@ impl Inner {
             }
             AMQPClass::Basic(B::Deliver(d)) => {
                 // Reached only if the fast path declined; kept for completeness.
-                channel.incoming = Some(Assembly::new(ContentMethod::Deliver(wire::Deliver {
-                    consumer_tag: d.consumer_tag,
-                    delivery_tag: d.delivery_tag,
-                    redelivered: d.redelivered,
-                    exchange: d.exchange,
-                    routing_key: d.routing_key,
-                })));
+                channel.incoming = Some(Assembly::deliver(
+                    ch,
+                    wire::Deliver {
+                        consumer_tag: d.consumer_tag,
+                        delivery_tag: d.delivery_tag,
+                        redelivered: d.redelivered,
+                        exchange: d.exchange,
+                        routing_key: d.routing_key,
+                    },
+                ));
             }
             AMQPClass::Basic(B::Return(r)) => {
-                channel.incoming = Some(Assembly::new(ContentMethod::Return {
-                    reply_code: r.reply_code,
-                    reply_text: r.reply_text,
-                    exchange: r.exchange,
-                    routing_key: r.routing_key,
-                }));
+                channel.incoming = Some(Assembly::returned(
+                    ch,
+                    r.reply_code,
+                    r.reply_text,
+                    r.exchange,
+                    r.routing_key,
+                ));
             }
             AMQPClass::Basic(B::GetOk(ok)) => {
                 let request = channel.take_reply(Expect::Get, "basic.get-ok")?;
-                channel.incoming = Some(Assembly::new(ContentMethod::GetOk {
+                channel.incoming = Some(Assembly::got(
                     request,
-                    delivery_tag: ok.delivery_tag,
-                    redelivered: ok.redelivered,
-                    exchange: ok.exchange,
-                    routing_key: ok.routing_key,
-                    message_count: ok.message_count,
-                }));
+                    ok.delivery_tag,
+                    ok.redelivered,
+                    ok.exchange,
+                    ok.routing_key,
+                    ok.message_count,
+                ));
             }
             AMQPClass::Basic(B::GetEmpty(_)) => channel.complete(
                 ch,

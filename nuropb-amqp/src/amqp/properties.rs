@@ -7,12 +7,15 @@
 //! `amq-protocol`'s value codecs.
 //!
 //! Decoding never panics and never recurses without bound: nested tables and arrays deeper than
-//! [`MAX_NESTING`] are a [`PropertiesError`].
+//! [`MAX_NESTING`] are a [`PropertiesError`]. It is hand-written (one pass, one copy per string)
+//! because it runs for every message received; values decode exactly as `amq-protocol`'s parser
+//! decodes them (RabbitMQ's type tags), which a test checks.
 
 use amq_protocol::frame::{GenError, WriteContext};
 use amq_protocol::types::generation::{gen_short_string, gen_value};
-use amq_protocol::types::parsing::{parse_short_string, parse_value};
-use amq_protocol::types::{AMQPValue, ShortString};
+use amq_protocol::types::{
+    AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString, ShortString,
+};
 
 /// How deep field tables and arrays may nest inside a header value.
 ///
@@ -30,16 +33,18 @@ pub const MAX_NESTING: usize = 16;
 /// headers.insert("trace_id", AMQPValue::Void);
 /// assert_eq!(headers.keys().collect::<Vec<_>>(), ["nuropb_type", "trace_id"]);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Headers(Vec<(ShortString, AMQPValue)>);
+#[derive(Clone, Default)]
+pub struct Headers {
+    /// The keys, one after another: one allocation for all of them.
+    names: String,
+    /// Per entry, in order: where its key ends in `names`, and its value.
+    entries: Vec<(usize, AMQPValue)>,
+}
 
 impl Headers {
-    /// The value under `key`, if any.
+    /// The value under `key`, if any (the first, should the table repeat a key).
     pub fn get(&self, key: &str) -> Option<&AMQPValue> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.as_str() == key)
-            .map(|(_, v)| v)
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// Sets `key` to `value`: in place when the key exists, appended otherwise.
@@ -53,39 +58,80 @@ impl Headers {
 
     /// Sets `key` to `value`, or fails when the key is longer than 255 bytes.
     pub fn try_insert(&mut self, key: &str, value: AMQPValue) -> Result<(), PropertiesError> {
-        if let Some(slot) = self.0.iter_mut().find(|(k, _)| k.as_str() == key) {
-            slot.1 = value;
+        if let Some(at) = self.position(key) {
+            self.entries[at].1 = value;
         } else {
-            let key = ShortString::try_new(key).map_err(|_| PropertiesError::KeyTooLong)?;
-            self.0.push((key, value));
+            if key.len() > 255 {
+                return Err(PropertiesError::KeyTooLong);
+            }
+            self.push(key, value);
         }
         Ok(())
     }
 
     /// Removes `key` and returns its value.
     pub fn remove(&mut self, key: &str) -> Option<AMQPValue> {
-        let at = self.0.iter().position(|(k, _)| k.as_str() == key)?;
-        Some(self.0.remove(at).1)
+        let at = self.position(key)?;
+        let start = self.start(at);
+        let (end, value) = self.entries.remove(at);
+        self.names.replace_range(start..end, "");
+        for entry in &mut self.entries[at..] {
+            entry.0 -= end - start;
+        }
+        Some(value)
     }
 
     /// The keys, in order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|(k, _)| k.as_str())
+        self.iter().map(|(k, _)| k)
     }
 
     /// The entries, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &AMQPValue)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v))
+        self.entries.iter().scan(0, |start, (end, value)| {
+            let key = self.names.get(*start..*end).unwrap_or_default();
+            *start = *end;
+            Some((key, value))
+        })
     }
 
     /// The number of entries.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries.len()
     }
 
     /// Whether the table has no entries.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
+    }
+
+    /// Appends an entry without looking for the key (a table read from the wire may repeat one).
+    fn push(&mut self, key: &str, value: AMQPValue) {
+        self.names.push_str(key);
+        self.entries.push((self.names.len(), value));
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.keys().position(|k| k == key)
+    }
+
+    fn start(&self, at: usize) -> usize {
+        match at {
+            0 => 0,
+            _ => self.entries[at - 1].0,
+        }
+    }
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
@@ -93,10 +139,10 @@ impl FromIterator<(ShortString, AMQPValue)> for Headers {
     fn from_iter<T: IntoIterator<Item = (ShortString, AMQPValue)>>(iter: T) -> Self {
         let mut headers = Headers::default();
         for (k, v) in iter {
-            if let Some(slot) = headers.0.iter_mut().find(|(key, _)| *key == k) {
-                slot.1 = v;
+            if let Some(at) = headers.position(k.as_str()) {
+                headers.entries[at].1 = v;
             } else {
-                headers.0.push((k, v));
+                headers.push(k.as_str(), v);
             }
         }
         headers
@@ -237,18 +283,25 @@ impl Properties {
 
     /// Decodes a flag word and property list that make up the whole of `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Properties, PropertiesError> {
+        let mut props = Properties::default();
+        props.decode_into(bytes)?;
+        Ok(props)
+    }
+
+    /// Decodes like [`Properties::decode`] into `self`, which must be empty (all `None`): the
+    /// receive path fills the properties of a delivery where they will stay. On an error `self` is
+    /// partly filled.
+    pub(crate) fn decode_into(&mut self, bytes: &[u8]) -> Result<(), PropertiesError> {
         let (flags, mut rest) = split_u16(bytes)?;
         if flags & CONTINUATION != 0 {
             return Err(PropertiesError::Continuation);
         }
-        let mut props = Properties::default();
+        let props = self;
         let short = |rest: &mut &[u8], bit: u16| -> Result<Option<ShortString>, PropertiesError> {
             if flags & bit == 0 {
                 return Ok(None);
             }
-            let (r, s) = parse_short_string(*rest).map_err(|_| PropertiesError::Malformed)?;
-            *rest = r;
-            Ok(Some(s))
+            read_short_string(rest).map(Some)
         };
         props.content_type = short(&mut rest, CONTENT_TYPE)?;
         props.content_encoding = short(&mut rest, CONTENT_ENCODING)?;
@@ -285,7 +338,7 @@ impl Properties {
         if !rest.is_empty() {
             return Err(PropertiesError::TrailingBytes(rest.len()));
         }
-        Ok(props)
+        Ok(())
     }
 }
 
@@ -307,10 +360,10 @@ fn split_u32(bytes: &[u8]) -> Result<(u32, &[u8]), PropertiesError> {
 fn encode_table(headers: &Headers, out: &mut Vec<u8>) {
     let len_at = out.len();
     out.extend_from_slice(&[0; 4]);
-    for (key, value) in &headers.0 {
+    for (key, value) in headers.iter() {
         let buf = std::mem::take(out);
         *out = write_with(buf, |ctx| {
-            let ctx = gen_short_string(key.as_str())(ctx)?;
+            let ctx = gen_short_string(key)(ctx)?;
             gen_value(value)(ctx)
         });
     }
@@ -338,15 +391,105 @@ fn decode_table(bytes: &[u8]) -> Result<(Headers, &[u8]), PropertiesError> {
         return Err(PropertiesError::Malformed);
     }
     let (mut table, rest) = rest.split_at(len);
-    check_nesting(table, 1)?;
-    let mut headers = Headers::default();
+    // A guess at the entry count and key bytes, so that a usual table allocates twice.
+    let mut headers = Headers {
+        names: String::with_capacity(len / 2),
+        entries: Vec::with_capacity((len / 16).clamp(1, 16)),
+    };
     while !table.is_empty() {
-        let (r, key) = parse_short_string(table).map_err(|_| PropertiesError::Malformed)?;
-        let (r, value) = parse_value(r).map_err(|_| PropertiesError::Malformed)?;
-        table = r;
-        headers.0.push((key, value));
+        let key = read_short_str(&mut table)?;
+        let value = read_value(&mut table, 1)?;
+        headers.push(key, value);
     }
     Ok((headers, rest))
+}
+
+/// Takes `n` bytes off the front of `input`.
+fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], PropertiesError> {
+    if input.len() < n {
+        return Err(PropertiesError::Malformed);
+    }
+    let (head, tail) = input.split_at(n);
+    *input = tail;
+    Ok(head)
+}
+
+fn take_array<const N: usize>(input: &mut &[u8]) -> Result<[u8; N], PropertiesError> {
+    let (head, tail) = input
+        .split_first_chunk::<N>()
+        .ok_or(PropertiesError::Malformed)?;
+    *input = tail;
+    Ok(*head)
+}
+
+/// A short string: length octet, then UTF-8 bytes.
+fn read_short_str<'a>(input: &mut &'a [u8]) -> Result<&'a str, PropertiesError> {
+    let [len] = take_array::<1>(input)?;
+    let bytes = take(input, len as usize)?;
+    std::str::from_utf8(bytes).map_err(|_| PropertiesError::Malformed)
+}
+
+fn read_short_string(input: &mut &[u8]) -> Result<ShortString, PropertiesError> {
+    // At most 255 bytes by construction.
+    ShortString::try_new(read_short_str(input)?).map_err(|_| PropertiesError::Malformed)
+}
+
+/// Bytes with a 32-bit length prefix.
+fn read_long_bytes<'a>(input: &mut &'a [u8]) -> Result<&'a [u8], PropertiesError> {
+    let len = u32::from_be_bytes(take_array::<4>(input)?);
+    take(input, len as usize)
+}
+
+/// One typed value inside a table at nesting `depth`, decoded as `amq-protocol` decodes it:
+/// RabbitMQ's tags (`s` and `U` a short int, `l` and `L` a signed long long, `x` a byte array).
+fn read_value(input: &mut &[u8], depth: usize) -> Result<AMQPValue, PropertiesError> {
+    let [tag] = take_array::<1>(input)?;
+    Ok(match tag {
+        b't' => AMQPValue::Boolean(take_array::<1>(input)?[0] != 0),
+        b'b' => AMQPValue::ShortShortInt(i8::from_be_bytes(take_array(input)?)),
+        b'B' => AMQPValue::ShortShortUInt(u8::from_be_bytes(take_array(input)?)),
+        b's' | b'U' => AMQPValue::ShortInt(i16::from_be_bytes(take_array(input)?)),
+        b'u' => AMQPValue::ShortUInt(u16::from_be_bytes(take_array(input)?)),
+        b'I' => AMQPValue::LongInt(i32::from_be_bytes(take_array(input)?)),
+        b'i' => AMQPValue::LongUInt(u32::from_be_bytes(take_array(input)?)),
+        b'l' | b'L' => AMQPValue::LongLongInt(i64::from_be_bytes(take_array(input)?)),
+        b'f' => AMQPValue::Float(f32::from_be_bytes(take_array(input)?)),
+        b'd' => AMQPValue::Double(f64::from_be_bytes(take_array(input)?)),
+        b'D' => {
+            let [scale] = take_array::<1>(input)?;
+            let value = u32::from_be_bytes(take_array(input)?);
+            AMQPValue::DecimalValue(DecimalValue { scale, value })
+        }
+        b'S' => AMQPValue::LongString(LongString::from(read_long_bytes(input)?.to_vec())),
+        b'x' => AMQPValue::ByteArray(ByteArray::from(read_long_bytes(input)?)),
+        b'T' => AMQPValue::Timestamp(u64::from_be_bytes(take_array(input)?)),
+        b'V' => AMQPValue::Void,
+        b'F' => {
+            if depth + 1 > MAX_NESTING {
+                return Err(PropertiesError::TooDeep);
+            }
+            let mut inner = read_long_bytes(input)?;
+            let mut table = FieldTable::default();
+            while !inner.is_empty() {
+                let key = read_short_string(&mut inner)?;
+                let value = read_value(&mut inner, depth + 1)?;
+                table.insert(key, value);
+            }
+            AMQPValue::FieldTable(table)
+        }
+        b'A' => {
+            if depth + 1 > MAX_NESTING {
+                return Err(PropertiesError::TooDeep);
+            }
+            let mut inner = read_long_bytes(input)?;
+            let mut array = Vec::new();
+            while !inner.is_empty() {
+                array.push(read_value(&mut inner, depth + 1)?);
+            }
+            AMQPValue::FieldArray(FieldArray::from(array))
+        }
+        _ => return Err(PropertiesError::Malformed),
+    })
 }
 
 /// Checks the content of a field table (entries, without the length prefix) for nesting deeper
@@ -414,6 +557,74 @@ fn skip_value(bytes: &[u8], depth: usize) -> Result<&[u8], PropertiesError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use amq_protocol::types::generation::gen_field_table;
+    use amq_protocol::types::parsing::parse_field_table;
+    use proptest::prelude::*;
+
+    fn scalar() -> impl Strategy<Value = AMQPValue> {
+        prop_oneof![
+            any::<bool>().prop_map(AMQPValue::Boolean),
+            any::<i8>().prop_map(AMQPValue::ShortShortInt),
+            any::<u8>().prop_map(AMQPValue::ShortShortUInt),
+            any::<i16>().prop_map(AMQPValue::ShortInt),
+            any::<u16>().prop_map(AMQPValue::ShortUInt),
+            any::<i32>().prop_map(AMQPValue::LongInt),
+            any::<u32>().prop_map(AMQPValue::LongUInt),
+            any::<i64>().prop_map(AMQPValue::LongLongInt),
+            prop::num::f32::NORMAL.prop_map(AMQPValue::Float),
+            prop::num::f64::NORMAL.prop_map(AMQPValue::Double),
+            (any::<u8>(), any::<u32>())
+                .prop_map(|(scale, value)| AMQPValue::DecimalValue(DecimalValue { scale, value })),
+            proptest::collection::vec(any::<u8>(), 0..20)
+                .prop_map(|v| AMQPValue::LongString(v.into())),
+            proptest::collection::vec(any::<u8>(), 0..20)
+                .prop_map(|v| AMQPValue::ByteArray(v.into())),
+            any::<u64>().prop_map(AMQPValue::Timestamp),
+            Just(AMQPValue::Void),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = AMQPValue> {
+        scalar().prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6)
+                    .prop_map(|v| AMQPValue::FieldArray(v.into())),
+                proptest::collection::btree_map("[a-z_.-]{0,12}", inner, 0..6).prop_map(|m| {
+                    AMQPValue::FieldTable(
+                        m.into_iter()
+                            .map(|(k, v)| (ShortString::from(k), v))
+                            .collect::<std::collections::BTreeMap<_, _>>()
+                            .into(),
+                    )
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        /// The hand-written decoder reads every value as amq-protocol's parser does.
+        #[test]
+        fn values_decode_like_amq_protocol(
+            entries in proptest::collection::btree_map("[a-z_]{1,12}", value(), 0..8)
+        ) {
+            let table: FieldTable = entries
+                .iter()
+                .map(|(k, v)| (ShortString::from(k.as_str()), v.clone()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into();
+            let bytes = write_with(Vec::new(), |ctx| gen_field_table(&table)(ctx));
+            let (rest, theirs) = parse_field_table(&bytes[..]).expect("amq-protocol parses its own");
+            prop_assert!(rest.is_empty());
+            let (ours, rest) = decode_table(&bytes).expect("we parse it too");
+            prop_assert!(rest.is_empty());
+            let ours: FieldTable = ours
+                .iter()
+                .map(|(k, v)| (ShortString::from(k), v.clone()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into();
+            prop_assert_eq!(ours, theirs);
+        }
+    }
 
     fn nuropb_headers() -> Headers {
         let mut h = Headers::default();
@@ -449,6 +660,38 @@ mod tests {
                 "trace_id",
                 "encrypted"
             ]
+        );
+    }
+
+    #[test]
+    fn headers_insert_replace_remove_keep_order() {
+        let mut h = nuropb_headers();
+        h.insert("nuropb_type", AMQPValue::LongString("request".into()));
+        assert_eq!(h.len(), 5);
+        assert_eq!(h.remove("nuropb_version"), Some(AMQPValue::LongString("0.1.8".into())));
+        assert_eq!(h.remove("nuropb_version"), None);
+        assert_eq!(
+            h.keys().collect::<Vec<_>>(),
+            ["nuropb_protocol", "nuropb_type", "trace_id", "encrypted"]
+        );
+        assert_eq!(h.get("trace_id"), Some(&AMQPValue::Void));
+        assert_eq!(h.get("nuropb_type"), Some(&AMQPValue::LongString("request".into())));
+        h.insert("x", AMQPValue::Boolean(true));
+        assert_eq!(h.keys().last(), Some("x"));
+        assert_eq!(
+            h.try_insert(&"k".repeat(256), AMQPValue::Void),
+            Err(PropertiesError::KeyTooLong)
+        );
+        // Equality is by entries, not by how they were built.
+        let rebuilt: Headers = h
+            .iter()
+            .map(|(k, v)| (ShortString::from(k), v.clone()))
+            .collect();
+        assert_eq!(rebuilt, h);
+        assert_ne!(rebuilt, nuropb_headers());
+        assert_eq!(
+            format!("{:?}", Headers::from_iter([("a".into(), AMQPValue::Void)])),
+            r#"{"a": Void}"#
         );
     }
 
