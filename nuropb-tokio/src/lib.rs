@@ -1,2 +1,96 @@
-//! NuroPb on tokio: connect, serve, call, publish over RabbitMQ
+//! NuroPb on tokio.
+//!
+//! NuroPb is a service mesh over RabbitMQ: services expose methods, participants call them,
+//! send commands, publish and subscribe to events, and ask services to describe themselves —
+//! wire-compatible with the Python library `nuropb` 0.1.8.
+//!
+//! ```no_run
+//! use nuropb_tokio::{CallContext, Method, NuropbError, Service};
+//!
+//! # async fn run() -> Result<(), NuropbError> {
+//! let url = "amqp://guest:guest@127.0.0.1:5672/nuropb-example";
+//! nuropb_tokio::configure_mesh(url).await?;
+//! let service = Service::new("greeter").method(Method::new(
+//!     "hello",
+//!     |_ctx: CallContext, p: serde_json::Value| async move { Ok::<_, NuropbError>(format!("hello {}", p["name"])) },
+//! ));
+//! let served = nuropb_tokio::create_service(url, service).await?;
+//! let client = nuropb_tokio::create_client(url).await?;
+//! let reply = client.request("greeter", "hello", serde_json::json!({"name": "world"})).await?;
+//! served.shutdown(std::time::Duration::from_secs(5)).await;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+
+mod tokio_runtime;
+
+pub use nuropb_api::*;
+pub use tokio_runtime::TokioRuntime;
+
+use std::time::Duration;
+
+/// A connector on tokio with `settings`.
+pub fn connector(settings: ConnectionSettings) -> Connector {
+    Connector::new(TokioRuntime::shared(), settings)
+}
+
+/// Connects a client-only participant to the broker at `url` (Python's `create_client`).
+pub async fn create_client(url: &str) -> Result<Client, NuropbError> {
+    connector(ConnectionSettings::from_url(url)?).client().await
+}
+
+/// Serves `service` on the broker at `url` (Python's `create_service`); shut it down with
+/// [`Client::shutdown`].
+pub async fn create_service(url: &str, service: Service) -> Result<Client, NuropbError> {
+    connector(ConnectionSettings::from_url(url)?)
+        .serve(service)
+        .await
+}
+
+/// Makes the mesh ready at `url` (Python's `configure_mesh`): creates the vhost through the
+/// management API when it is missing, then declares the exchanges and dead-letter queue.
+/// Idempotent.
+pub async fn configure_mesh(url: &str) -> Result<(), NuropbError> {
+    let settings = ConnectionSettings::from_url(url)?;
+    create_vhost(&settings).await?;
+    let client = connector(settings).client().await?;
+    let configured = client.configure_mesh().await;
+    client.shutdown(Duration::from_secs(5)).await;
+    configured
+}
+
+/// Creates the vhost of `settings` through RabbitMQ's management API when it is missing; true
+/// when it was created.
+pub async fn create_vhost(settings: &ConnectionSettings) -> Result<bool, NuropbError> {
+    let settings = settings.clone();
+    tokio::task::spawn_blocking(move || management::create_vhost_blocking(&settings))
+        .await
+        .map_err(|e| NuropbError::new(ErrorKind::Transport, e.to_string()))?
+}
+
+/// Deletes the vhost of `settings` through the management API; true when it existed.
+pub async fn delete_vhost(settings: &ConnectionSettings) -> Result<bool, NuropbError> {
+    let settings = settings.clone();
+    tokio::task::spawn_blocking(move || management::delete_vhost_blocking(&settings))
+        .await
+        .map_err(|e| NuropbError::new(ErrorKind::Transport, e.to_string()))?
+}
+
+/// An event-only participant (Python's `MeshService`): a service with no methods that calls
+/// `callback` for each event on its subscriptions.
+pub async fn mesh_service<F, Fut>(
+    url: &str,
+    name: &str,
+    patterns: &[&str],
+    callback: F,
+) -> Result<Client, NuropbError>
+where
+    F: Fn(IncomingEvent, CallContext) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), NuropbError>> + Send + 'static,
+{
+    let mut service = Service::new(name).on_event(callback);
+    for pattern in patterns {
+        service = service.subscribe(*pattern);
+    }
+    create_service(url, service).await
+}

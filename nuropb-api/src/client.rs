@@ -1,0 +1,166 @@
+//! The handle to a running endpoint: request, command, publish, describe, shut down.
+
+use crate::driver::Order;
+use futures_channel::{mpsc, oneshot};
+use nuropb_proto::describe::ServiceDescription;
+use nuropb_proto::mesh::Request;
+use nuropb_proto::{ErrorKind, NuropbError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A handle to a connected endpoint; cheap to clone, usable from any task.
+///
+/// The endpoint keeps running (and reconnecting) while a handle exists, and for a service until
+/// [`Client::shutdown`].
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub(crate) commands: mpsc::UnboundedSender<Order>,
+    pub(crate) descriptions: Arc<Mutex<HashMap<String, ServiceDescription>>>,
+    pub(crate) name: String,
+    pub(crate) instance_id: String,
+}
+
+fn stopped() -> NuropbError {
+    NuropbError::new(ErrorKind::Transport, "the endpoint has stopped")
+}
+
+impl Client {
+    /// The participant's name: the service name, or `{vhost}-client`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The participant's instance id.
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, NuropbError>>) -> Order,
+    ) -> Result<T, NuropbError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .unbounded_send(make(reply))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Calls `method` on `service` with `params` and waits for the result.
+    ///
+    /// The error is the service's (with its Python class name as kind), or the endpoint's:
+    /// `NuropbTimeoutError` after the default timeout, `NuropbNotDeliveredError` when no service
+    /// is bound, `NuropbTransportError` when the connection was lost with the request in flight.
+    pub async fn request(
+        &self,
+        service: &str,
+        method: &str,
+        params: impl Serialize,
+    ) -> Result<Value, NuropbError> {
+        let params = serde_json::to_value(params)
+            .map_err(|e| NuropbError::new(ErrorKind::Message, e.to_string()))?;
+        self.send(Request::new(service, method).params(params))
+            .await
+    }
+
+    /// Sends a fully described request (context, trace id, timeout, ttl, encryption).
+    pub async fn send(&self, request: Request) -> Result<Value, NuropbError> {
+        self.ask(|reply| Order::Request(request, reply)).await
+    }
+
+    /// As [`Client::send`], reading the result as `R`.
+    pub async fn call<R: DeserializeOwned>(&self, request: Request) -> Result<R, NuropbError> {
+        let value = self.send(request).await?;
+        serde_json::from_value(value)
+            .map_err(|e| NuropbError::new(ErrorKind::Message, format!("unexpected result: {e}")))
+    }
+
+    /// Sends a command (no response); returns its correlation id once it is on its way.
+    pub async fn command(&self, request: Request) -> Result<String, NuropbError> {
+        self.ask(|reply| Order::Send(request, reply)).await
+    }
+
+    /// Publishes `event` on `topic`; returns its correlation id.
+    pub async fn publish_event(
+        &self,
+        topic: &str,
+        event: impl Serialize,
+        context: Value,
+        trace_id: Option<String>,
+    ) -> Result<String, NuropbError> {
+        let event = serde_json::to_value(event)
+            .map_err(|e| NuropbError::new(ErrorKind::Message, e.to_string()))?;
+        self.ask(|reply| Order::Publish {
+            topic: topic.to_owned(),
+            event,
+            context,
+            trace_id,
+            reply,
+        })
+        .await
+    }
+
+    /// The description of `service`: from the cache, or asked for (and cached) when absent or
+    /// when `refresh`.
+    pub async fn describe(
+        &self,
+        service: &str,
+        refresh: bool,
+    ) -> Result<ServiceDescription, NuropbError> {
+        if !refresh
+            && let Some(description) = self
+                .descriptions
+                .lock()
+                .ok()
+                .and_then(|d| d.get(service).cloned())
+        {
+            return Ok(description);
+        }
+        let description = self
+            .ask(|reply| Order::Describe(service.to_owned(), reply))
+            .await?;
+        if let Ok(mut cache) = self.descriptions.lock() {
+            cache.insert(service.to_owned(), description.clone());
+        }
+        Ok(description)
+    }
+
+    /// Whether `method` of `service` requires encryption (describing the service if needed).
+    pub async fn requires_encryption(
+        &self,
+        service: &str,
+        method: &str,
+    ) -> Result<bool, NuropbError> {
+        Ok(self
+            .describe(service, false)
+            .await?
+            .requires_encryption(method))
+    }
+
+    /// Whether the public key of `service` is known (describing it if needed).
+    pub async fn has_public_key(&self, service: &str) -> Result<bool, NuropbError> {
+        Ok(self.describe(service, false).await?.public_key.is_some())
+    }
+
+    /// Declares the mesh's exchanges and dead-letter queue (idempotent).
+    pub async fn configure_mesh(&self) -> Result<(), NuropbError> {
+        self.ask(Order::ConfigureMesh).await
+    }
+
+    /// Stops taking calls, lets running handlers finish for up to `grace`, and closes the
+    /// connection. Pending requests fail.
+    pub async fn shutdown(&self, grace: Duration) {
+        let (reply, done) = oneshot::channel();
+        if self
+            .commands
+            .unbounded_send(Order::Shutdown(grace, reply))
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+    }
+}

@@ -1,0 +1,644 @@
+//! The connection driver: one task per endpoint that moves bytes between the socket and the
+//! [`Endpoint`], runs handlers, and answers the handles' commands.
+//!
+//! It is a hand-written future, polled by whatever runtime spawned it: each wake-up reads what the
+//! socket has, applies commands and handler outcomes, hands out calls and responses, and writes
+//! everything the endpoint has to send in one go. Handlers are polled once in place and only
+//! spawned as tasks when they have to wait, so a quick handler costs no task switch.
+
+use crate::context::CallContext;
+use crate::runtime::{BoxFuture, Runtime, Stream, Target};
+use crate::service::{AuthorizeFn, EventFn, HandlerFn};
+use futures_channel::{mpsc, oneshot};
+use futures_io::AsyncRead;
+use futures_util::StreamExt;
+use nuropb_proto::describe::ServiceDescription;
+use nuropb_proto::mesh::{
+    Call, DeliveryId, Endpoint, Event, EventSpec, IncomingEvent, Outcome, Phase, Request, RequestId,
+};
+use nuropb_proto::{ErrorKind, NuropbError};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// A handle's request to the driver.
+pub(crate) enum Order {
+    Request(Request, oneshot::Sender<Result<Value, NuropbError>>),
+    Send(Request, oneshot::Sender<Result<String, NuropbError>>),
+    Publish {
+        topic: String,
+        event: Value,
+        context: Value,
+        trace_id: Option<String>,
+        reply: oneshot::Sender<Result<String, NuropbError>>,
+    },
+    Describe(
+        String,
+        oneshot::Sender<Result<ServiceDescription, NuropbError>>,
+    ),
+    ConfigureMesh(oneshot::Sender<Result<(), NuropbError>>),
+    Shutdown(Duration, oneshot::Sender<()>),
+}
+
+/// The handlers of a service.
+pub(crate) struct Handlers {
+    pub(crate) methods: HashMap<String, (HandlerFn, Option<AuthorizeFn>)>,
+    pub(crate) events: Option<EventFn>,
+}
+
+struct Completion {
+    delivery: DeliveryId,
+    outcome: Outcome,
+    events: Vec<EventSpec>,
+}
+
+enum Responder {
+    Value(oneshot::Sender<Result<Value, NuropbError>>),
+    Describe(
+        String,
+        oneshot::Sender<Result<ServiceDescription, NuropbError>>,
+    ),
+}
+
+/// The driver future.
+pub(crate) struct Driver {
+    runtime: Arc<dyn Runtime>,
+    target: Target,
+    endpoint: Endpoint,
+    handlers: Option<Arc<Handlers>>,
+    commands: mpsc::UnboundedReceiver<Order>,
+    commands_open: bool,
+    completions_tx: mpsc::UnboundedSender<Completion>,
+    completions_rx: mpsc::UnboundedReceiver<Completion>,
+    stream: Option<Box<dyn Stream>>,
+    connecting: Option<BoxFuture<io::Result<Box<dyn Stream>>>>,
+    read_buf: Box<[u8]>,
+    write_buf: Vec<u8>,
+    written: usize,
+    responders: HashMap<RequestId, Responder>,
+    mesh_waiters: Vec<oneshot::Sender<Result<(), NuropbError>>>,
+    ready: Option<oneshot::Sender<Result<(), NuropbError>>>,
+    ever_ready: bool,
+    timer: Option<(Instant, BoxFuture<()>)>,
+    reconnect_at: Option<Instant>,
+    shutdown: Option<(Instant, Vec<oneshot::Sender<()>>)>,
+    finished: bool,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        runtime: Arc<dyn Runtime>,
+        target: Target,
+        endpoint: Endpoint,
+        handlers: Option<Arc<Handlers>>,
+        commands: mpsc::UnboundedReceiver<Order>,
+        ready: oneshot::Sender<Result<(), NuropbError>>,
+    ) -> Driver {
+        let (completions_tx, completions_rx) = mpsc::unbounded();
+        let connecting = Some(runtime.connect(target.clone()));
+        Driver {
+            runtime,
+            target,
+            endpoint,
+            handlers,
+            commands,
+            commands_open: true,
+            completions_tx,
+            completions_rx,
+            stream: None,
+            connecting,
+            read_buf: vec![0; 128 * 1024].into_boxed_slice(),
+            write_buf: Vec::with_capacity(64 * 1024),
+            written: 0,
+            responders: HashMap::new(),
+            mesh_waiters: Vec::new(),
+            ready: Some(ready),
+            ever_ready: false,
+            timer: None,
+            reconnect_at: None,
+            shutdown: None,
+            finished: false,
+        }
+    }
+
+    /// One pass over every source of work; true if anything happened.
+    fn turn(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        progress |= self.poll_connect(cx);
+        progress |= self.poll_read(cx);
+        progress |= self.poll_commands(cx);
+        progress |= self.poll_completions(cx);
+        progress |= self.poll_timer(cx);
+        self.dispatch();
+        progress |= self.poll_write(cx);
+        progress
+    }
+
+    fn poll_connect(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(connecting) = &mut self.connecting else {
+            return false;
+        };
+        let Poll::Ready(result) = connecting.as_mut().poll(cx) else {
+            return false;
+        };
+        self.connecting = None;
+        match result {
+            Ok(stream) => self.stream = Some(stream),
+            Err(e) => {
+                tracing::warn!(target = %self.target.host, port = self.target.port, error = %e, "cannot connect to the broker");
+                if !self.ever_ready {
+                    self.fail_start(NuropbError::new(
+                        ErrorKind::Transport,
+                        format!(
+                            "cannot connect to {}:{}: {e}",
+                            self.target.host, self.target.port
+                        ),
+                    ));
+                } else {
+                    self.endpoint.handle_eof(Instant::now());
+                }
+            }
+        }
+        true
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        // Bounded, so that a busy socket does not starve commands and completions.
+        for _ in 0..16 {
+            let Some(stream) = &mut self.stream else {
+                break;
+            };
+            match Pin::new(stream).poll_read(cx, &mut self.read_buf) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                    self.stream = None;
+                    self.endpoint.handle_eof(Instant::now());
+                    return true;
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.endpoint
+                        .handle_input(&self.read_buf[..n], Instant::now());
+                    progress = true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        progress
+    }
+
+    fn poll_commands(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        while self.commands_open {
+            match self.commands.poll_next_unpin(cx) {
+                Poll::Ready(Some(command)) => {
+                    self.apply(command);
+                    progress = true;
+                }
+                Poll::Ready(None) => {
+                    // Every handle is gone: close once the work in hand is done.
+                    self.commands_open = false;
+                    if self.handlers.is_none() {
+                        self.begin_shutdown(Duration::ZERO, None);
+                    }
+                }
+                Poll::Pending => break,
+            }
+        }
+        progress
+    }
+
+    fn apply(&mut self, command: Order) {
+        let now = Instant::now();
+        match command {
+            Order::Request(request, reply) => {
+                let span = tracing::debug_span!("nuropb.request", service = %request.service, method = %request.method, trace_id = request.trace_id.as_deref().unwrap_or(""));
+                let _enter = span.enter();
+                match self.endpoint.request(request, now) {
+                    Ok(id) => {
+                        self.responders.insert(id, Responder::Value(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Order::Send(request, reply) => {
+                let _ = reply.send(self.endpoint.command(request, now));
+            }
+            Order::Publish {
+                topic,
+                event,
+                context,
+                trace_id,
+                reply,
+            } => {
+                let _ = reply.send(
+                    self.endpoint
+                        .publish_event(&topic, event, context, trace_id, now),
+                );
+            }
+            Order::Describe(service, reply) => match self.endpoint.describe(&service, now) {
+                Ok(id) => {
+                    self.responders
+                        .insert(id, Responder::Describe(service, reply));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Order::ConfigureMesh(reply) => {
+                self.mesh_waiters.push(reply);
+                self.endpoint.configure_mesh();
+            }
+            Order::Shutdown(grace, reply) => self.begin_shutdown(grace, Some(reply)),
+        }
+    }
+
+    fn begin_shutdown(&mut self, grace: Duration, reply: Option<oneshot::Sender<()>>) {
+        let deadline = Instant::now() + grace;
+        match &mut self.shutdown {
+            Some((_, replies)) => replies.extend(reply),
+            None => {
+                self.endpoint.stop_consuming();
+                self.shutdown = Some((deadline, reply.into_iter().collect()));
+            }
+        }
+        self.check_shutdown(Instant::now());
+    }
+
+    /// Closes once no handler runs any more, or the grace period is over.
+    fn check_shutdown(&mut self, now: Instant) {
+        if let Some((deadline, _)) = &self.shutdown
+            && (self.endpoint.in_flight() == 0 || *deadline <= now)
+            && !matches!(self.endpoint.phase(), Phase::Closing | Phase::Stopped)
+        {
+            if self.endpoint.phase() == Phase::Disconnected || self.stream.is_none() {
+                self.endpoint.close();
+                self.finished = true;
+            } else {
+                self.endpoint.close();
+            }
+        }
+    }
+
+    fn poll_completions(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        while let Poll::Ready(Some(done)) = self.completions_rx.poll_next_unpin(cx) {
+            self.complete(done);
+            progress = true;
+        }
+        progress
+    }
+
+    fn complete(&mut self, done: Completion) {
+        // A stale delivery was requeued by the broker when its channel closed: nothing to do.
+        let _ = self
+            .endpoint
+            .complete(done.delivery, done.outcome, done.events, Instant::now());
+        self.check_shutdown(Instant::now());
+    }
+
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let next = [
+            self.endpoint.poll_timeout(),
+            self.reconnect_at,
+            self.shutdown.as_ref().map(|(deadline, _)| *deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let Some(next) = next else {
+            self.timer = None;
+            return false;
+        };
+        if self.timer.as_ref().map(|(at, _)| *at) != Some(next) {
+            self.timer = Some((next, self.runtime.sleep_until(next)));
+        }
+        let Some((_, sleep)) = &mut self.timer else {
+            return false;
+        };
+        if sleep.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        self.timer = None;
+        let now = Instant::now();
+        if self.reconnect_at.is_some_and(|at| at <= now) {
+            self.reconnect_at = None;
+            if self.endpoint.reconnect(now).is_ok() {
+                tracing::info!(target = %self.target.host, "reconnecting");
+                self.connecting = Some(self.runtime.connect(self.target.clone()));
+            }
+        }
+        self.endpoint.handle_timeout(now);
+        self.check_shutdown(now);
+        true
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        if self.stream.is_none() {
+            // Nothing is taken from the endpoint until there is a socket to write it to.
+            return false;
+        }
+        loop {
+            if self.written == self.write_buf.len() {
+                self.write_buf.clear();
+                self.written = 0;
+                if self.endpoint.poll_transmit(&mut self.write_buf) == 0 {
+                    break;
+                }
+            }
+            let Some(stream) = &mut self.stream else {
+                // The socket failed while writing: the endpoint starts over on reconnect.
+                self.write_buf.clear();
+                self.written = 0;
+                break;
+            };
+            match Pin::new(&mut **stream).poll_write(cx, &self.write_buf[self.written..]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                    self.stream = None;
+                    self.endpoint.handle_eof(Instant::now());
+                    return true;
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.written += n;
+                    progress = true;
+                }
+                Poll::Pending => return progress,
+            }
+        }
+        if let Some(stream) = &mut self.stream
+            && let Poll::Ready(Err(_)) = Pin::new(&mut **stream).poll_flush(cx)
+        {
+            self.stream = None;
+            self.endpoint.handle_eof(Instant::now());
+            return true;
+        }
+        progress
+    }
+
+    /// Hands out what the endpoint has to say.
+    fn dispatch(&mut self) {
+        while let Some(event) = self.endpoint.poll_event() {
+            match event {
+                Event::Ready => {
+                    tracing::info!(name = %self.endpoint.config().name(), "ready");
+                    self.ever_ready = true;
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(Ok(()));
+                    }
+                }
+                Event::MeshConfigured => {
+                    for waiter in self.mesh_waiters.drain(..) {
+                        let _ = waiter.send(Ok(()));
+                    }
+                }
+                Event::Call(call) => self.run_call(call),
+                Event::Incoming(event) => self.run_event(event),
+                Event::Response { request, result } => match self.responders.remove(&request) {
+                    Some(Responder::Value(reply)) => {
+                        let _ = reply.send(result);
+                    }
+                    Some(Responder::Describe(service, reply)) => {
+                        let description = result.and_then(|_| {
+                            self.endpoint.description(&service).cloned().ok_or_else(|| {
+                                NuropbError::new(ErrorKind::Message, "bad description")
+                            })
+                        });
+                        let _ = reply.send(description);
+                    }
+                    None => {}
+                },
+                Event::NotDelivered {
+                    correlation_id,
+                    kind,
+                    error,
+                } => tracing::warn!(%correlation_id, %kind, %error, "not delivered"),
+                Event::Blocked(blocked) => tracing::warn!(blocked, "broker flow control"),
+                Event::Disconnected { error } => {
+                    self.stream = None;
+                    self.connecting = None;
+                    if !self.ever_ready {
+                        self.fail_start(error);
+                    } else if self.shutdown.is_some() {
+                        self.finish();
+                    } else {
+                        let delay = self.endpoint.reconnect_delay(jitter());
+                        tracing::warn!(%error, ?delay, "disconnected; reconnecting");
+                        self.reconnect_at = Some(Instant::now() + delay);
+                    }
+                }
+                Event::Stopped { error } => {
+                    if let Some(error) = &error {
+                        tracing::error!(%error, "stopped");
+                    }
+                    let error =
+                        error.unwrap_or_else(|| NuropbError::new(ErrorKind::Transport, "closed"));
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(Err(error.clone()));
+                    }
+                    for waiter in self.mesh_waiters.drain(..) {
+                        let _ = waiter.send(Err(error.clone()));
+                    }
+                    self.finish();
+                }
+            }
+        }
+    }
+
+    /// The first connection failed: report it to `connect` and stop.
+    fn fail_start(&mut self, error: NuropbError) {
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(Err(error));
+        }
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        self.finished = true;
+        if let Some((_, replies)) = self.shutdown.take() {
+            for reply in replies {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn run_call(&mut self, call: Call) {
+        let delivery = call.delivery;
+        let handler = self
+            .handlers
+            .as_ref()
+            .and_then(|h| h.methods.get(&call.method).cloned());
+        let Some((handler, authorize)) = handler else {
+            let error = NuropbError::new(
+                ErrorKind::Handling,
+                format!("Unknown method {}", call.method),
+            );
+            let _ =
+                self.endpoint
+                    .complete(delivery, Outcome::Err(error), Vec::new(), Instant::now());
+            return;
+        };
+        let span = tracing::info_span!(
+            "nuropb.call",
+            service = %self.endpoint.config().name(),
+            method = %call.method,
+            correlation_id = %call.correlation_id,
+            trace_id = call.trace_id.as_deref().unwrap_or(""),
+        );
+        let ctx = CallContext {
+            method: call.method,
+            context: call.context,
+            claims: None,
+            trace_id: call.trace_id,
+            correlation_id: call.correlation_id,
+            encrypted: call.encrypted,
+            events: Arc::default(),
+        };
+        let params = call.params;
+        let token = call.token;
+        let future = async move {
+            let mut ctx = ctx;
+            if let (Some(authorize), Some(token)) = (authorize, token) {
+                match authorize(token).await {
+                    Ok(claims) => ctx.claims = Some(claims),
+                    Err(error) => return (Outcome::Err(error), Vec::new()),
+                }
+            }
+            let outcome = handler(ctx.clone(), params).await;
+            (outcome, ctx.take_events())
+        };
+        self.run(delivery, Box::pin(future.instrument(span)));
+    }
+
+    fn run_event(&mut self, event: IncomingEvent) {
+        let delivery = event.delivery;
+        let handler = self.handlers.as_ref().and_then(|h| h.events.clone());
+        let Some(handler) = handler else {
+            let error = NuropbError::new(
+                ErrorKind::Handling,
+                format!(
+                    "error calling instance._event_handler for topic: {}",
+                    event.topic
+                ),
+            );
+            let _ =
+                self.endpoint
+                    .complete(delivery, Outcome::Err(error), Vec::new(), Instant::now());
+            return;
+        };
+        let span = tracing::info_span!(
+            "nuropb.event",
+            service = %self.endpoint.config().name(),
+            topic = %event.topic,
+            correlation_id = %event.correlation_id,
+            trace_id = event.trace_id.as_deref().unwrap_or(""),
+        );
+        let ctx = CallContext {
+            method: event.topic.clone(),
+            context: event.context.clone(),
+            claims: None,
+            trace_id: event.trace_id.clone(),
+            correlation_id: event.correlation_id.clone(),
+            encrypted: false,
+            events: Arc::default(),
+        };
+        let future = async move {
+            let outcome = match handler(event, ctx.clone()).await {
+                Ok(()) => Outcome::Ok(Value::Null),
+                Err(e) => Outcome::Err(e),
+            };
+            (outcome, ctx.take_events())
+        };
+        self.run(delivery, Box::pin(future.instrument(span)));
+    }
+
+    /// Polls a handler once here; spawns it only if it has to wait.
+    fn run(&mut self, delivery: DeliveryId, mut future: BoxFuture<(Outcome, Vec<EventSpec>)>) {
+        let mut cx = Context::from_waker(Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready((outcome, events)) => {
+                let _ = self
+                    .endpoint
+                    .complete(delivery, outcome, events, Instant::now());
+            }
+            Poll::Pending => {
+                let done = self.completions_tx.clone();
+                self.runtime.spawn(Box::pin(async move {
+                    let (outcome, events) = future.await;
+                    let _ = done.unbounded_send(Completion {
+                        delivery,
+                        outcome,
+                        events,
+                    });
+                }));
+            }
+        }
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        // Bounded, then yield, so that one endpoint cannot monopolise a worker thread.
+        for _ in 0..64 {
+            if this.finished {
+                this.fail_remaining();
+                return Poll::Ready(());
+            }
+            if !this.turn(cx) {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl Driver {
+    /// The driver ends: whoever still waits learns why.
+    fn fail_remaining(&mut self) {
+        let error = NuropbError::new(ErrorKind::Transport, "the endpoint has stopped");
+        for (_, responder) in self.responders.drain() {
+            match responder {
+                Responder::Value(reply) => {
+                    let _ = reply.send(Err(error.clone()));
+                }
+                Responder::Describe(_, reply) => {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+        self.commands.close();
+        while let Ok(command) = self.commands.try_recv() {
+            let _ = match command {
+                Order::Request(_, reply) => reply.send(Err(error.clone())).is_ok(),
+                Order::Send(_, reply) => reply.send(Err(error.clone())).is_ok(),
+                Order::Publish { reply, .. } => reply.send(Err(error.clone())).is_ok(),
+                Order::Describe(_, reply) => reply.send(Err(error.clone())).is_ok(),
+                Order::ConfigureMesh(reply) => reply.send(Err(error.clone())).is_ok(),
+                Order::Shutdown(_, reply) => reply.send(()).is_ok(),
+            };
+        }
+        if let Some((_, replies)) = self.shutdown.take() {
+            for reply in replies {
+                let _ = reply.send(());
+            }
+        }
+    }
+}
+
+/// A jitter factor in `[0, 1]` from the OS's randomness.
+fn jitter() -> f64 {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
