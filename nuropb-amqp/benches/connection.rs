@@ -66,7 +66,10 @@ fn consuming_client() -> Connection {
         mechanisms: "PLAIN".into(),
         locales: "en_US".into(),
     };
-    server.extend(method(0, AMQPClass::Connection(connection::AMQPMethod::Start(start))));
+    server.extend(method(
+        0,
+        AMQPClass::Connection(connection::AMQPMethod::Start(start)),
+    ));
     server.extend(method(
         0,
         AMQPClass::Connection(connection::AMQPMethod::Tune(connection::Tune {
@@ -83,7 +86,10 @@ fn consuming_client() -> Connection {
     let ch = conn.open_channel().unwrap();
     conn.basic_consume(ch, &Consume::new("nuropb-research-svc-sq"))
         .unwrap();
-    let mut server = method(ch, AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})));
+    let mut server = method(
+        ch,
+        AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),
+    );
     server.extend(method(
         ch,
         AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {

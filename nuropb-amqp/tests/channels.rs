@@ -24,8 +24,14 @@ fn channels_open_in_order_and_numbers_are_reused_after_close() {
         frames::channel_close(200, "Normal shutdown", 0, 0)
     );
     assert!(!peer.conn.channel_is_open(1));
-    assert_eq!(peer.conn.close_channel(1, 200, ""), Err(Error::ChannelClosing(1)));
-    assert_eq!(peer.conn.basic_qos(1, 1, false), Err(Error::ChannelClosing(1)));
+    assert_eq!(
+        peer.conn.close_channel(1, 200, ""),
+        Err(Error::ChannelClosing(1))
+    );
+    assert_eq!(
+        peer.conn.basic_qos(1, 1, false),
+        Err(Error::ChannelClosing(1))
+    );
     peer.expect_no_event();
     peer.send(1, frames::channel_close_ok());
     assert_eq!(
@@ -39,7 +45,10 @@ fn channels_open_in_order_and_numbers_are_reused_after_close() {
             by_peer: false
         }
     );
-    assert_eq!(peer.conn.basic_qos(1, 1, false), Err(Error::ChannelNotOpen(1)));
+    assert_eq!(
+        peer.conn.basic_qos(1, 1, false),
+        Err(Error::ChannelNotOpen(1))
+    );
     assert_eq!(peer.open_channel(), 1, "the lowest free number again");
 }
 
@@ -147,7 +156,11 @@ fn declares_binds_and_deletes_complete_with_their_results() {
     // a no_wait bind, as Python NuroPb sends them: no completion
     let bind = QueueBind {
         no_wait: true,
-        ..QueueBind::new("nuropb-research-svc-sq", "nuropb-rpc-exchange", "research-svc")
+        ..QueueBind::new(
+            "nuropb-research-svc-sq",
+            "nuropb-rpc-exchange",
+            "research-svc",
+        )
     };
     peer.conn.queue_bind(ch, &bind).unwrap();
     assert_eq!(
@@ -187,7 +200,11 @@ fn declares_binds_and_deletes_complete_with_their_results() {
         .unwrap();
     assert!(matches!(
         peer.expect_method(ch),
-        AMQPClass::Queue(queue::AMQPMethod::Delete(queue::Delete { if_empty: true, if_unused: false, .. }))
+        AMQPClass::Queue(queue::AMQPMethod::Delete(queue::Delete {
+            if_empty: true,
+            if_unused: false,
+            ..
+        }))
     ));
     let r8 = peer
         .conn
@@ -201,17 +218,30 @@ fn declares_binds_and_deletes_complete_with_their_results() {
         ch,
         AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {})),
     );
-    peer.send(ch, frames::queue_declare_ok("amq.gen-JzTY20BRgKO-HjmUJj0wLg", 0, 0));
-    peer.send(ch, frames::queue_declare_ok("nuropb-research-svc-sq", 3, 1));
-    peer.send(ch, AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})));
-    peer.send(ch, AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})));
     peer.send(
         ch,
-        AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk { message_count: 5 })),
+        frames::queue_declare_ok("amq.gen-JzTY20BRgKO-HjmUJj0wLg", 0, 0),
+    );
+    peer.send(ch, frames::queue_declare_ok("nuropb-research-svc-sq", 3, 1));
+    peer.send(
+        ch,
+        AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})),
     );
     peer.send(
         ch,
-        AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk { message_count: 0 })),
+        AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})),
+    );
+    peer.send(
+        ch,
+        AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk {
+            message_count: 5,
+        })),
+    );
+    peer.send(
+        ch,
+        AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
+            message_count: 0,
+        })),
     );
     peer.send(
         ch,
@@ -249,7 +279,10 @@ fn declares_binds_and_deletes_complete_with_their_results() {
             done(r8, Completion::ExchangeDeleted),
         ]
     );
-    let ids: Vec<u64> = [r1, r2, r3, r4, r5, r6, r7, r8].iter().map(|r| r.get()).collect();
+    let ids: Vec<u64> = [r1, r2, r3, r4, r5, r6, r7, r8]
+        .iter()
+        .map(|r| r.get())
+        .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
 }
 
@@ -267,7 +300,12 @@ fn a_broker_channel_close_fails_pending_requests_and_is_answered() {
     peer.expect_method(ch);
     peer.send(
         ch,
-        frames::channel_close(404, "NOT_FOUND - no exchange 'no-such-exchange' in vhost '/'", 50, 20),
+        frames::channel_close(
+            404,
+            "NOT_FOUND - no exchange 'no-such-exchange' in vhost '/'",
+            50,
+            20,
+        ),
     );
     assert_eq!(peer.expect_method(ch), frames::channel_close_ok());
     let failed = |request| Event::Completed {
@@ -293,13 +331,18 @@ fn a_broker_channel_close_fails_pending_requests_and_is_answered() {
             }
         ]
     );
-    assert_eq!(peer.conn.basic_qos(ch, 1, false), Err(Error::ChannelNotOpen(ch)));
+    assert_eq!(
+        peer.conn.basic_qos(ch, 1, false),
+        Err(Error::ChannelNotOpen(ch))
+    );
     // The other channel and the connection carry on.
     assert!(peer.conn.is_open());
     let r = peer.conn.basic_qos(other, 1, false).unwrap();
     peer.expect_method(other);
     peer.send(other, frames::qos_ok());
-    assert!(matches!(peer.event(), Event::Completed { request, result: Ok(Completion::QosSet), .. } if request == r));
+    assert!(
+        matches!(peer.event(), Event::Completed { request, result: Ok(Completion::QosSet), .. } if request == r)
+    );
 }
 
 #[test]
@@ -350,7 +393,10 @@ fn closes_that_cross_are_answered_and_reported_once() {
     let ch = peer.open_channel();
     peer.conn.close_channel(ch, 200, "bye").unwrap();
     peer.expect_method(ch);
-    peer.send(ch, frames::channel_close(406, "PRECONDITION_FAILED - unknown delivery tag 1", 60, 80));
+    peer.send(
+        ch,
+        frames::channel_close(406, "PRECONDITION_FAILED - unknown delivery tag 1", 60, 80),
+    );
     assert_eq!(peer.expect_method(ch), frames::channel_close_ok());
     assert_eq!(
         peer.events(),
@@ -366,7 +412,10 @@ fn closes_that_cross_are_answered_and_reported_once() {
     // The number stays taken until the broker's close-ok for our close, which then frees it
     // silently.
     assert!(!peer.conn.channel_is_open(ch));
-    assert_eq!(peer.conn.basic_qos(ch, 1, false), Err(Error::ChannelNotOpen(ch)));
+    assert_eq!(
+        peer.conn.basic_qos(ch, 1, false),
+        Err(Error::ChannelNotOpen(ch))
+    );
     assert_eq!(peer.conn.open_channel(), Ok(ch + 1));
     peer.expect_method(ch + 1);
     peer.send(ch, frames::channel_close_ok());
@@ -389,9 +438,17 @@ fn flow_control_is_acknowledged_and_reported() {
     );
     assert_eq!(
         peer.expect_method(ch),
-        AMQPClass::Channel(channel::AMQPMethod::FlowOk(channel::FlowOk { active: false }))
+        AMQPClass::Channel(channel::AMQPMethod::FlowOk(channel::FlowOk {
+            active: false
+        }))
     );
-    assert_eq!(peer.event(), Event::Flow { channel: ch, active: false });
+    assert_eq!(
+        peer.event(),
+        Event::Flow {
+            channel: ch,
+            active: false
+        }
+    );
 }
 
 #[test]
@@ -400,7 +457,8 @@ fn long_names_and_no_wait_without_names_are_refused_before_sending() {
     let ch = peer.open_channel();
     let long = "x".repeat(256);
     assert_eq!(
-        peer.conn.queue_declare(ch, &QueueDeclare::new(long.as_str())),
+        peer.conn
+            .queue_declare(ch, &QueueDeclare::new(long.as_str())),
         Err(Error::ShortStringTooLong {
             field: "queue",
             len: 256

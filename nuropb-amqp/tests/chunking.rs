@@ -27,7 +27,10 @@ fn handshake_stream() -> Vec<u8> {
 fn session_stream() -> Vec<u8> {
     let mut s = method_bytes(1, &frames::channel_open_ok());
     s.extend(method_bytes(1, &frames::select_ok()));
-    s.extend(method_bytes(1, &frames::queue_declare_ok("amq.gen-1", 0, 0)));
+    s.extend(method_bytes(
+        1,
+        &frames::queue_declare_ok("amq.gen-1", 0, 0),
+    ));
     s.extend(method_bytes(1, &frames::consume_ok("ctag1.abc")));
     let big: Vec<u8> = (0..20_000u32).map(|i| (i * 7) as u8).collect();
     for tag in 1..=5u64 {
@@ -71,8 +74,14 @@ fn session_stream() -> Vec<u8> {
         })),
     ));
     s.extend([8, 0, 0, 0, 0, 0, 0, 0xCE]); // a heartbeat
-    s.extend(method_bytes(1, &frames::channel_close(404, "NOT_FOUND - gone", 60, 20)));
-    s.extend(method_bytes(0, &frames::close(320, "CONNECTION_FORCED - bye", 0, 0)));
+    s.extend(method_bytes(
+        1,
+        &frames::channel_close(404, "NOT_FOUND - gone", 60, 20),
+    ));
+    s.extend(method_bytes(
+        0,
+        &frames::close(320, "CONNECTION_FORCED - bye", 0, 0),
+    ));
     s
 }
 
@@ -132,12 +141,32 @@ fn the_whole_stream_gives_the_expected_story() {
         .filter(|e| matches!(e, Event::Delivery(_)))
         .count();
     assert_eq!(deliveries, 5);
-    assert!(events.iter().any(|e| matches!(e, Event::Delivery(d) if d.body.len() == 20_000)));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Delivery(d) if d.body.len() == 20_000))
+    );
     assert!(events.iter().any(|e| matches!(e, Event::Returned(_))));
-    assert!(events.iter().any(|e| matches!(e, Event::ConsumerCancelled { .. })));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::ConsumerCancelled { .. }))
+    );
     assert!(events.iter().any(|e| matches!(e, Event::Blocked { .. })));
-    assert!(events.iter().any(|e| matches!(e, Event::ChannelClosed { reply_code: 404, .. })));
-    assert!(matches!(events.last(), Some(Event::Closed { reply_code: 320, .. })));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::ChannelClosed {
+            reply_code: 404,
+            ..
+        }
+    )));
+    assert!(matches!(
+        events.last(),
+        Some(Event::Closed {
+            reply_code: 320,
+            ..
+        })
+    ));
 }
 
 proptest! {

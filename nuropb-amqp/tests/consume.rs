@@ -29,7 +29,10 @@ fn consuming(peer: &mut Peer) -> u16 {
             arguments: FieldTable::default(),
         }))
     );
-    peer.send(ch, frames::consume_ok("ctag1.f7745e5eb03d431fa4a6727df2213fca"));
+    peer.send(
+        ch,
+        frames::consume_ok("ctag1.f7745e5eb03d431fa4a6727df2213fca"),
+    );
     assert_eq!(
         peer.event(),
         Event::Completed {
@@ -51,7 +54,13 @@ fn a_delivery_carries_its_method_fields_properties_and_body() {
     let body = br#"{"tag": "request", "service": "research-svc"}"#;
     peer.send_content(
         ch,
-        frames::deliver("ctag1.f7745e5eb03d431fa4a6727df2213fca", 1, false, "nuropb-rpc-exchange", "research-svc"),
+        frames::deliver(
+            "ctag1.f7745e5eb03d431fa4a6727df2213fca",
+            1,
+            false,
+            "nuropb-rpc-exchange",
+            "research-svc",
+        ),
         &props,
         body,
     );
@@ -105,8 +114,15 @@ fn bodies_across_many_frames_and_empty_bodies_are_reassembled() {
         other => panic!("{other:?}"),
     }
     // An empty body has a header and no body frame.
-    peer.send_content(ch, frames::deliver("ctag", 8, false, "", "q"), &Properties::default(), b"");
-    assert!(matches!(peer.event(), Event::Delivery(Delivery { delivery_tag: 8, ref body, .. }) if body.is_empty()));
+    peer.send_content(
+        ch,
+        frames::deliver("ctag", 8, false, "", "q"),
+        &Properties::default(),
+        b"",
+    );
+    assert!(
+        matches!(peer.event(), Event::Delivery(Delivery { delivery_tag: 8, ref body, .. }) if body.is_empty())
+    );
 }
 
 fn frame_lengths(mut bytes: &[u8]) -> Vec<usize> {
@@ -124,8 +140,20 @@ fn deliveries_on_two_channels_may_interleave_frame_by_frame() {
     let mut peer = Peer::connected(Config::default());
     let a = consuming(&mut peer);
     let b = consuming(&mut peer);
-    let da = support::content_bytes(a, &frames::deliver("ta", 1, false, "", "qa"), &Properties::default(), b"for a", 131_072);
-    let db = support::content_bytes(b, &frames::deliver("tb", 1, false, "", "qb"), &Properties::default(), b"for b", 131_072);
+    let da = support::content_bytes(
+        a,
+        &frames::deliver("ta", 1, false, "", "qa"),
+        &Properties::default(),
+        b"for a",
+        131_072,
+    );
+    let db = support::content_bytes(
+        b,
+        &frames::deliver("tb", 1, false, "", "qb"),
+        &Properties::default(),
+        b"for b",
+        131_072,
+    );
     let (la, lb) = (frame_lengths(&da), frame_lengths(&db));
     let (mut ia, mut ib) = (0, 0);
     for i in 0..3 {
@@ -220,7 +248,12 @@ fn a_client_cancel_completes_with_cancel_ok() {
         }))
     );
     // A delivery already on its way still arrives before cancel-ok.
-    peer.send_content(ch, frames::deliver("ctag1.f7745e5eb03d431fa4a6727df2213fca", 2, false, "", "q"), &Properties::default(), b"late");
+    peer.send_content(
+        ch,
+        frames::deliver("ctag1.f7745e5eb03d431fa4a6727df2213fca", 2, false, "", "q"),
+        &Properties::default(),
+        b"late",
+    );
     peer.send(
         ch,
         AMQPClass::Basic(basic::AMQPMethod::CancelOk(basic::CancelOk {
@@ -228,7 +261,13 @@ fn a_client_cancel_completes_with_cancel_ok() {
         })),
     );
     let events = peer.events();
-    assert!(matches!(events[0], Event::Delivery(Delivery { delivery_tag: 2, .. })));
+    assert!(matches!(
+        events[0],
+        Event::Delivery(Delivery {
+            delivery_tag: 2,
+            ..
+        })
+    ));
     assert_eq!(
         events[1],
         Event::Completed {
@@ -253,9 +292,17 @@ fn no_wait_consume_with_our_tag_needs_no_reply() {
     peer.conn.basic_consume(ch, &consume).unwrap();
     assert!(matches!(
         peer.expect_method(ch),
-        AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume { nowait: true, .. }))
+        AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
+            nowait: true,
+            ..
+        }))
     ));
-    peer.send_content(ch, frames::deliver("mine", 1, false, "", "q"), &Properties::default(), b"x");
+    peer.send_content(
+        ch,
+        frames::deliver("mine", 1, false, "", "q"),
+        &Properties::default(),
+        b"x",
+    );
     assert!(matches!(peer.event(), Event::Delivery(_)));
     // A consume-ok nobody asked for is a protocol error.
     peer.send(ch, frames::consume_ok("mine"));
@@ -289,7 +336,10 @@ fn get_returns_a_message_or_empty() {
         &props,
         b"{}",
     );
-    peer.send(ch, AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})));
+    peer.send(
+        ch,
+        AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})),
+    );
     assert_eq!(
         peer.events(),
         [

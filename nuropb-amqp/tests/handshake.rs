@@ -38,7 +38,10 @@ fn a_full_handshake_sends_plain_credentials_and_client_properties() {
         props.get("instance_id").cloned(),
         long("svcinstance00000000000000000000a1")
     );
-    assert_eq!(props.get("connection_name").cloned(), long("research-svc@test"));
+    assert_eq!(
+        props.get("connection_name").cloned(),
+        long("research-svc@test")
+    );
     assert!(props.get("client_only").is_none());
     let Some(AMQPValue::FieldTable(caps)) = props.get("capabilities") else {
         panic!("no capabilities");
@@ -50,7 +53,11 @@ fn a_full_handshake_sends_plain_credentials_and_client_properties() {
         "authentication_failure_close",
         "basic.nack",
     ] {
-        assert_eq!(caps.inner().get(cap), Some(&AMQPValue::Boolean(true)), "{cap}");
+        assert_eq!(
+            caps.inner().get(cap),
+            Some(&AMQPValue::Boolean(true)),
+            "{cap}"
+        );
     }
     peer.expect_silence();
     assert!(peer.conn.tuning().is_none());
@@ -228,12 +235,7 @@ fn an_unknown_vhost_is_a_vhost_error() {
     peer.expect_method(0);
     peer.send(
         0,
-        frames::close(
-            530,
-            "NOT_ALLOWED - vhost no-such-vhost not found",
-            10,
-            40,
-        ),
+        frames::close(530, "NOT_ALLOWED - vhost no-such-vhost not found", 10, 40),
     );
     assert_eq!(peer.expect_method(0), frames::close_ok());
     assert_eq!(
@@ -299,7 +301,10 @@ fn a_handshake_that_stalls_times_out() {
         handshake_timeout: Duration::from_secs(3),
         ..Config::default()
     });
-    assert_eq!(peer.conn.poll_timeout(), Some(peer.now + Duration::from_secs(3)));
+    assert_eq!(
+        peer.conn.poll_timeout(),
+        Some(peer.now + Duration::from_secs(3))
+    );
     peer.advance(Duration::from_millis(2999));
     peer.expect_no_event();
     peer.advance(Duration::from_millis(1));
@@ -353,7 +358,10 @@ fn a_deeply_nested_server_properties_table_is_refused_without_overflowing_the_st
         peer.event(),
         Event::Closed {
             reply_code: 501,
-            error: Some(ConnectionError::ProtocolViolation { reply_code: 501, .. }),
+            error: Some(ConnectionError::ProtocolViolation {
+                reply_code: 501,
+                ..
+            }),
             ..
         }
     ));

@@ -18,7 +18,10 @@ fn a_clean_close_waits_for_close_ok_and_ends_all_channels() {
     let a = peer.open_channel();
     let b = peer.open_channel();
     peer.conn.close(200, "Normal shutdown").unwrap();
-    assert_eq!(peer.expect_method(0), frames::close(200, "Normal shutdown", 0, 0));
+    assert_eq!(
+        peer.expect_method(0),
+        frames::close(200, "Normal shutdown", 0, 0)
+    );
     assert_eq!(peer.conn.close(200, "again"), Err(Error::Closed));
     assert_eq!(peer.conn.open_channel(), Err(Error::Closed));
     assert_eq!(
@@ -27,14 +30,23 @@ fn a_clean_close_waits_for_close_ok_and_ends_all_channels() {
         Err(Error::Closed)
     );
     // The broker still delivers something before it sees the close: discarded.
-    peer.send_content(a, frames::deliver("t", 1, false, "", "q"), &Properties::default(), b"x");
+    peer.send_content(
+        a,
+        frames::deliver("t", 1, false, "", "q"),
+        &Properties::default(),
+        b"x",
+    );
     peer.expect_no_event();
     assert!(!peer.conn.is_closed());
     peer.send(0, frames::close_ok());
     let events = peer.events();
     assert_eq!(events.len(), 3);
-    assert!(matches!(events[0], Event::ChannelClosed { channel, reply_code: 200, by_peer: false, .. } if channel == a));
-    assert!(matches!(events[1], Event::ChannelClosed { channel, by_peer: false, .. } if channel == b));
+    assert!(
+        matches!(events[0], Event::ChannelClosed { channel, reply_code: 200, by_peer: false, .. } if channel == a)
+    );
+    assert!(
+        matches!(events[1], Event::ChannelClosed { channel, by_peer: false, .. } if channel == b)
+    );
     assert_eq!(
         events[2],
         Event::Closed {
@@ -56,10 +68,20 @@ fn a_clean_close_waits_for_close_ok_and_ends_all_channels() {
 fn a_broker_close_is_answered_and_reported_with_its_code() {
     let mut peer = Peer::connected(Config::default());
     peer.open_channel();
-    peer.send(0, frames::close(320, "CONNECTION_FORCED - research forced close", 0, 0));
+    peer.send(
+        0,
+        frames::close(320, "CONNECTION_FORCED - research forced close", 0, 0),
+    );
     assert_eq!(peer.expect_method(0), frames::close_ok());
     let events = peer.events();
-    assert!(matches!(events[0], Event::ChannelClosed { reply_code: 320, by_peer: true, .. }));
+    assert!(matches!(
+        events[0],
+        Event::ChannelClosed {
+            reply_code: 320,
+            by_peer: true,
+            ..
+        }
+    ));
     assert_eq!(
         events[1],
         Event::Closed {
@@ -81,7 +103,14 @@ fn closes_that_cross_end_the_connection_once() {
     peer.expect_method(0);
     peer.send(0, frames::close(320, "CONNECTION_FORCED", 0, 0));
     assert_eq!(peer.expect_method(0), frames::close_ok());
-    assert!(matches!(peer.events()[..], [Event::Closed { reply_code: 200, error: None, .. }]));
+    assert!(matches!(
+        peer.events()[..],
+        [Event::Closed {
+            reply_code: 200,
+            error: None,
+            ..
+        }]
+    ));
 }
 
 #[test]

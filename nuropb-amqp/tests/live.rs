@@ -46,7 +46,11 @@ fn broker() -> (SocketAddr, String, String, String) {
 fn config() -> Config {
     let (_, user, pass, vhost) = broker();
     Config::new(user, pass, vhost)
-        .nuropb_identity("nuropb-amqp-live-test", "liveinstance0000000000000000001", true)
+        .nuropb_identity(
+            "nuropb-amqp-live-test",
+            "liveinstance0000000000000000001",
+            true,
+        )
         .connection_name("nuropb-amqp live test")
 }
 
@@ -110,7 +114,11 @@ impl Driver {
         } else {
             std::thread::sleep(Duration::from_millis(5));
         }
-        if self.conn.poll_timeout().is_some_and(|t| t <= Instant::now()) {
+        if self
+            .conn
+            .poll_timeout()
+            .is_some_and(|t| t <= Instant::now())
+        {
             self.conn.handle_timeout(Instant::now());
         }
         while let Some(e) = self.conn.poll_event() {
@@ -261,7 +269,9 @@ fn live_publish_confirm_consume_ack_nack_reject_return_and_close() {
     assert_eq!(seqs, [1, 2, 3, 4]);
     for seq in 1..=4u64 {
         let outcome = d.wait_for("a confirm", |e| match e {
-            Event::Confirmed { seq: s, outcome, .. } if *s == seq => Some(*outcome),
+            Event::Confirmed {
+                seq: s, outcome, ..
+            } if *s == seq => Some(*outcome),
             _ => None,
         });
         assert_eq!(outcome, Confirm::Ack);
@@ -270,11 +280,17 @@ fn live_publish_confirm_consume_ack_nack_reject_return_and_close() {
     // Consume with manual acks.
     let qos = d.conn.basic_qos(ch, 10, false).unwrap();
     assert_eq!(d.completed(qos), Completion::QosSet);
-    let consume = d.conn.basic_consume(ch, &Consume::new(queue.as_str())).unwrap();
+    let consume = d
+        .conn
+        .basic_consume(ch, &Consume::new(queue.as_str()))
+        .unwrap();
     let Completion::ConsumeStarted { consumer_tag } = d.completed(consume) else {
         panic!("expected consume-ok");
     };
-    assert!(consumer_tag.as_str().starts_with("amq.ctag-"), "server-chosen tag");
+    assert!(
+        consumer_tag.as_str().starts_with("amq.ctag-"),
+        "server-chosen tag"
+    );
     let got: Vec<Delivery> = (0..4).map(|_| d.delivery()).collect();
     for (i, delivery) in got.iter().enumerate() {
         assert_eq!(delivery.body, bodies[i]);
@@ -291,17 +307,27 @@ fn live_publish_confirm_consume_ack_nack_reject_return_and_close() {
     // ack the first; nack-requeue the second, which comes back redelivered; reject the third;
     // nack the fourth without requeue.
     d.conn.basic_ack(ch, got[0].delivery_tag, false).unwrap();
-    d.conn.basic_nack(ch, got[1].delivery_tag, false, true).unwrap();
+    d.conn
+        .basic_nack(ch, got[1].delivery_tag, false, true)
+        .unwrap();
     let again = d.delivery();
-    assert!(again.redelivered, "the requeued message is flagged redelivered");
+    assert!(
+        again.redelivered,
+        "the requeued message is flagged redelivered"
+    );
     assert_eq!(again.body, bodies[1]);
     assert_ne!(again.delivery_tag, got[1].delivery_tag);
     d.conn.basic_ack(ch, again.delivery_tag, false).unwrap();
     d.conn.basic_reject(ch, got[2].delivery_tag, false).unwrap();
-    d.conn.basic_nack(ch, got[3].delivery_tag, false, false).unwrap();
+    d.conn
+        .basic_nack(ch, got[3].delivery_tag, false, false)
+        .unwrap();
 
     // Nothing is left: cancel the consumer and check with basic.get.
-    let cancel = d.conn.basic_cancel(ch, consumer_tag.as_str(), false).unwrap();
+    let cancel = d
+        .conn
+        .basic_cancel(ch, consumer_tag.as_str(), false)
+        .unwrap();
     assert_eq!(
         d.completed(cancel),
         Completion::ConsumeCancelled {
@@ -344,17 +370,33 @@ fn live_publish_confirm_consume_ack_nack_reject_return_and_close() {
         }
     );
     let outcome = d.wait_for("the return's confirm", |e| match e {
-        Event::Confirmed { seq: s, outcome, .. } if *s == seq => Some(*outcome),
+        Event::Confirmed {
+            seq: s, outcome, ..
+        } if *s == seq => Some(*outcome),
         _ => None,
     });
     assert_eq!(outcome, Confirm::Ack);
 
     // A large message crosses frame_max (131072) in several body frames both ways.
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-    let consume = d.conn.basic_consume(ch, &Consume { no_ack: true, ..Consume::new(queue.as_str()) }).unwrap();
+    let consume = d
+        .conn
+        .basic_consume(
+            ch,
+            &Consume {
+                no_ack: true,
+                ..Consume::new(queue.as_str())
+            },
+        )
+        .unwrap();
     d.completed(consume);
     d.conn
-        .basic_publish(ch, &Publish::new("", queue.as_str()), &Properties::default(), &big)
+        .basic_publish(
+            ch,
+            &Publish::new("", queue.as_str()),
+            &Properties::default(),
+            &big,
+        )
         .unwrap();
     let delivery = d.delivery();
     assert_eq!(delivery.body, big);
@@ -410,12 +452,21 @@ fn live_channel_errors_are_reported_with_the_broker_code() {
     // A broker-side consumer cancel: delete the queue under its consumer.
     let declare = d
         .conn
-        .queue_declare(ch, &QueueDeclare { exclusive: true, ..QueueDeclare::new("") })
+        .queue_declare(
+            ch,
+            &QueueDeclare {
+                exclusive: true,
+                ..QueueDeclare::new("")
+            },
+        )
         .unwrap();
     let Completion::QueueDeclared { queue, .. } = d.completed(declare) else {
         panic!()
     };
-    let consume = d.conn.basic_consume(ch, &Consume::new(queue.as_str())).unwrap();
+    let consume = d
+        .conn
+        .basic_consume(ch, &Consume::new(queue.as_str()))
+        .unwrap();
     let Completion::ConsumeStarted { consumer_tag } = d.completed(consume) else {
         panic!()
     };

@@ -20,7 +20,10 @@ fn a_publish_is_method_header_and_bodies_split_at_the_negotiated_frame_max() {
         mandatory: true,
         ..Publish::new("nuropb-rpc-exchange", "research-svc")
     };
-    assert_eq!(peer.conn.basic_publish(ch, &publish, &props, &body), Ok(None));
+    assert_eq!(
+        peer.conn.basic_publish(ch, &publish, &props, &body),
+        Ok(None)
+    );
     assert_eq!(
         peer.expect_method(ch),
         AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
@@ -68,15 +71,24 @@ fn the_content_header_is_byte_exact_nuropb_layout() {
     peer.conn.poll_transmit(&mut out);
     // after the publish frame: header, ids, ticket, "x", "k", bits, end
     let header_at = 7 + 4 + 2 + 2 + 2 + 1 + 1;
-    assert_eq!(out[header_at], 2, "a content header frame follows the publish");
+    assert_eq!(
+        out[header_at], 2,
+        "a content header frame follows the publish"
+    );
     let payload = &out[header_at + 7..];
     assert_eq!(&payload[..2], &[0, 60]);
     assert_eq!(&payload[12..14], &[0xa7, 0x00]);
     let text = String::from_utf8_lossy(payload);
-    let order: Vec<_> = ["nuropb_protocol", "nuropb_version", "nuropb_type", "trace_id", "encrypted"]
-        .iter()
-        .map(|k| text.find(k).unwrap())
-        .collect();
+    let order: Vec<_> = [
+        "nuropb_protocol",
+        "nuropb_version",
+        "nuropb_type",
+        "trace_id",
+        "encrypted",
+    ]
+    .iter()
+    .map(|k| text.find(k).unwrap())
+    .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
 }
 
@@ -122,9 +134,9 @@ fn confirming(peer: &mut Peer) -> u16 {
     let request = peer.conn.confirm_select(ch, false).unwrap();
     assert_eq!(
         peer.expect_method(ch),
-        AMQPClass::Confirm(frames::confirm::AMQPMethod::Select(frames::confirm::Select {
-            nowait: false
-        }))
+        AMQPClass::Confirm(frames::confirm::AMQPMethod::Select(
+            frames::confirm::Select { nowait: false }
+        ))
     );
     peer.send(ch, frames::select_ok());
     assert_eq!(
@@ -161,7 +173,11 @@ fn confirmed(events: Vec<Event>) -> Vec<(u64, Confirm)> {
 fn confirms_map_back_to_each_publish() {
     let mut peer = Peer::connected(Config::default());
     let plain = peer.open_channel();
-    assert_eq!(publish(&mut peer, plain), None, "no numbers without confirm.select");
+    assert_eq!(
+        publish(&mut peer, plain),
+        None,
+        "no numbers without confirm.select"
+    );
     let ch = confirming(&mut peer);
     let seqs: Vec<_> = (0..6).map(|_| publish(&mut peer, ch).unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
@@ -169,18 +185,30 @@ fn confirms_map_back_to_each_publish() {
     peer.send(ch, frames::ack(2, false));
     assert_eq!(confirmed(peer.events()), [(2, Confirm::Ack)]);
     peer.send(ch, frames::ack(3, true));
-    assert_eq!(confirmed(peer.events()), [(1, Confirm::Ack), (3, Confirm::Ack)]);
+    assert_eq!(
+        confirmed(peer.events()),
+        [(1, Confirm::Ack), (3, Confirm::Ack)]
+    );
     peer.send(ch, frames::nack(4, false, false));
     assert_eq!(confirmed(peer.events()), [(4, Confirm::Nack)]);
 
     // The channel dies with 5 and 6 outstanding: they are lost, before the close is reported.
-    peer.send(ch, frames::channel_close(406, "PRECONDITION_FAILED - x", 60, 40));
+    peer.send(
+        ch,
+        frames::channel_close(406, "PRECONDITION_FAILED - x", 60, 40),
+    );
     let events = peer.events();
     assert_eq!(
         confirmed(events.clone()),
         [(5, Confirm::Lost), (6, Confirm::Lost)]
     );
-    assert!(matches!(events.last(), Some(Event::ChannelClosed { reply_code: 406, .. })));
+    assert!(matches!(
+        events.last(),
+        Some(Event::ChannelClosed {
+            reply_code: 406,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -200,10 +228,21 @@ fn a_return_comes_before_the_confirm_of_the_same_publish() {
         )
         .unwrap();
     assert_eq!(seq, Some(1));
-    peer.send_content(ch, frames::basic_return(312, "NO_ROUTE", "", "nowhere"), &Properties::default(), b"m");
+    peer.send_content(
+        ch,
+        frames::basic_return(312, "NO_ROUTE", "", "nowhere"),
+        &Properties::default(),
+        b"m",
+    );
     peer.send(ch, frames::ack(1, false));
     let events = peer.events();
-    assert!(matches!(events[0], Event::Returned(Returned { reply_code: 312, .. })));
+    assert!(matches!(
+        events[0],
+        Event::Returned(Returned {
+            reply_code: 312,
+            ..
+        })
+    ));
     assert_eq!(
         events[1],
         Event::Confirmed {
@@ -222,7 +261,10 @@ fn outstanding_confirms_are_lost_when_the_connection_dies() {
     publish(&mut peer, ch);
     peer.conn.handle_eof(peer.now);
     let events = peer.events();
-    assert_eq!(confirmed(events.clone()), [(1, Confirm::Lost), (2, Confirm::Lost)]);
+    assert_eq!(
+        confirmed(events.clone()),
+        [(1, Confirm::Lost), (2, Confirm::Lost)]
+    );
     assert!(matches!(events.last(), Some(Event::Closed { .. })));
 }
 

@@ -17,9 +17,9 @@ use serde_json::Value;
 use amq_protocol::protocol::{AMQPClass, basic, channel, connection, exchange, queue};
 use nuropb_amqp::amqp::frame::{write_method, write_protocol_header};
 use nuropb_amqp::amqp::{
-    AMQPValue, ChannelId, Completion, Config, Connection, ConnectionError, Consume, Delivery, Event,
-    ExchangeDeclare, FieldTable, Frame, FrameReader, Properties, Publish, QueueBind, QueueDeclare,
-    RawFrame, RequestId, Returned, ShortString,
+    AMQPValue, ChannelId, Completion, Config, Connection, ConnectionError, Consume, Delivery,
+    Event, ExchangeDeclare, FieldTable, Frame, FrameReader, Properties, Publish, QueueBind,
+    QueueDeclare, RawFrame, RequestId, Returned, ShortString,
 };
 
 fn captures_dir() -> PathBuf {
@@ -141,7 +141,9 @@ fn method(name: &str, a: &Value) -> AMQPClass {
         "connection.open" => C::Connection(connection::AMQPMethod::Open(connection::Open {
             virtual_host: short(a, "virtual_host"),
         })),
-        "connection.open-ok" => C::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})),
+        "connection.open-ok" => {
+            C::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {}))
+        }
         "connection.close" => C::Connection(connection::AMQPMethod::Close(connection::Close {
             reply_code: n(a, "reply_code") as u16,
             reply_text: short(a, "reply_text"),
@@ -170,7 +172,9 @@ fn method(name: &str, a: &Value) -> AMQPClass {
             nowait: b(a, "no_wait"),
             arguments: table(&a["arguments"]),
         })),
-        "exchange.declare-ok" => C::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {})),
+        "exchange.declare-ok" => {
+            C::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {}))
+        }
         "queue.declare" => C::Queue(queue::AMQPMethod::Declare(queue::Declare {
             queue: short(a, "queue"),
             passive: b(a, "passive"),
@@ -339,7 +343,11 @@ impl Replay {
         let mut buf = Vec::new();
         self.conn.poll_transmit(&mut buf);
         let mut input = &buf[..];
-        while let Some(raw) = self.out.next_raw(&mut input).expect("client frames are valid") {
+        while let Some(raw) = self
+            .out
+            .next_raw(&mut input)
+            .expect("client frames are valid")
+        {
             let bytes = match raw {
                 RawFrame::Header(_, p) => p.to_vec(),
                 _ => Vec::new(),
@@ -383,12 +391,19 @@ impl Replay {
     fn completed(&mut self, events: &[Event], ch: ChannelId, want: Completion) {
         let expected = self.requests.get_mut(&ch).and_then(VecDeque::pop_front);
         match events {
-            [Event::Completed { channel, request, result: Ok(c) }]
-                if *channel == ch && Some(*request) == expected && *c == want =>
-            {
+            [
+                Event::Completed {
+                    channel,
+                    request,
+                    result: Ok(c),
+                },
+            ] if *channel == ch && Some(*request) == expected && *c == want => {
                 self.outcome.completions += 1;
             }
-            other => panic!("{}: expected completion {want:?}, got {other:?}", self.context),
+            other => panic!(
+                "{}: expected completion {want:?}, got {other:?}",
+                self.context
+            ),
         }
     }
 
@@ -401,7 +416,10 @@ impl Replay {
             "connection.start-ok" => {
                 let sent = self.next_sent();
                 match sent.frame {
-                    Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::StartOk(ok))) => {
+                    Frame::Method(
+                        0,
+                        AMQPClass::Connection(connection::AMQPMethod::StartOk(ok)),
+                    ) => {
                         assert_eq!(ok.mechanism.as_str(), s(args, "mechanism"));
                         assert_eq!(ok.locale.as_str(), s(args, "locale"));
                         assert_eq!(ok.response.len() as u64, n(args, "response_len"));
@@ -409,7 +427,9 @@ impl Replay {
                     other => panic!("{}: expected start-ok, got {other:?}", self.context),
                 }
             }
-            "connection.tune-ok" | "connection.open" | "channel.close-ok"
+            "connection.tune-ok"
+            | "connection.open"
+            | "channel.close-ok"
             | "connection.close-ok" => {
                 let ch = self.ch(recorded_ch);
                 self.expect_method(ch, &method(name, args));
@@ -434,7 +454,9 @@ impl Replay {
             }
             "basic.publish" => {
                 let ch = self.ch(recorded_ch);
-                let header = B64.decode(s(r, "content_header_frame_payload_b64")).unwrap();
+                let header = B64
+                    .decode(s(r, "content_header_frame_payload_b64"))
+                    .unwrap();
                 let raw_props = B64.decode(s(r, "properties_raw_b64")).unwrap();
                 let body = B64.decode(s(r, "body_b64")).unwrap();
                 let props = Properties::decode(&raw_props).expect("recorded properties decode");
@@ -444,7 +466,10 @@ impl Replay {
                     mandatory: b(args, "mandatory"),
                     immediate: b(args, "immediate"),
                 };
-                assert_eq!(self.conn.basic_publish(ch, &publish, &props, &body), Ok(None));
+                assert_eq!(
+                    self.conn.basic_publish(ch, &publish, &props, &body),
+                    Ok(None)
+                );
                 self.expect_method(ch, &method(name, args));
                 let sent = self.next_sent();
                 assert!(matches!(sent.frame, Frame::Header(c, _) if c == ch));
@@ -531,7 +556,10 @@ impl Replay {
                         }
                     }
                     AMQPClass::Basic(basic::AMQPMethod::Cancel(c)) => {
-                        let r = self.conn.basic_cancel(ch, c.consumer_tag.as_str(), c.nowait).unwrap();
+                        let r = self
+                            .conn
+                            .basic_cancel(ch, c.consumer_tag.as_str(), c.nowait)
+                            .unwrap();
                         if !c.nowait {
                             self.request(ch, r);
                         }
@@ -543,9 +571,10 @@ impl Replay {
                         .conn
                         .basic_nack(ch, a.delivery_tag, a.multiple, a.requeue)
                         .unwrap(),
-                    AMQPClass::Basic(basic::AMQPMethod::Reject(a)) => {
-                        self.conn.basic_reject(ch, a.delivery_tag, a.requeue).unwrap()
-                    }
+                    AMQPClass::Basic(basic::AMQPMethod::Reject(a)) => self
+                        .conn
+                        .basic_reject(ch, a.delivery_tag, a.requeue)
+                        .unwrap(),
                     other => panic!("{}: no command for {other:?}", self.context),
                 }
                 self.expect_method(ch, &m);
@@ -560,7 +589,9 @@ impl Replay {
         let mut bytes = Vec::new();
         write_method(&mut bytes, ch, &m);
         if r["frame"] == "message" {
-            let header = B64.decode(s(r, "content_header_frame_payload_b64")).unwrap();
+            let header = B64
+                .decode(s(r, "content_header_frame_payload_b64"))
+                .unwrap();
             bytes.extend(frame_bytes(2, ch, &header));
             let body = B64.decode(s(r, "body_b64")).unwrap();
             for part in body.chunks(131_072 - 8) {
@@ -617,11 +648,16 @@ impl Replay {
                     reply_text,
                     by_peer: true,
                     error: Some(ConnectionError::ClosedByPeer { .. }),
-                }) if *reply_code == close.reply_code && *reply_text == close.reply_text.as_str() => {}
+                }) if *reply_code == close.reply_code
+                    && *reply_text == close.reply_text.as_str() => {}
                 other => panic!("{ctx}: expected Closed by the broker, got {other:?}"),
             },
             C::Connection(connection::AMQPMethod::CloseOk(_)) => match events.last() {
-                Some(Event::Closed { by_peer: false, error: None, .. }) => {}
+                Some(Event::Closed {
+                    by_peer: false,
+                    error: None,
+                    ..
+                }) => {}
                 other => panic!("{ctx}: expected a clean Closed, got {other:?}"),
             },
             C::Channel(channel::AMQPMethod::OpenOk(_)) => {
@@ -629,11 +665,17 @@ impl Replay {
             }
             C::Channel(channel::AMQPMethod::Close(close)) => {
                 match events.last() {
-                    Some(Event::ChannelClosed { channel, reply_code, reply_text, class_id, method_id, by_peer: true })
-                        if *channel == ch
-                            && *reply_code == close.reply_code
-                            && *reply_text == close.reply_text.as_str()
-                            && (*class_id, *method_id) == (close.class_id, close.method_id) => {}
+                    Some(Event::ChannelClosed {
+                        channel,
+                        reply_code,
+                        reply_text,
+                        class_id,
+                        method_id,
+                        by_peer: true,
+                    }) if *channel == ch
+                        && *reply_code == close.reply_code
+                        && *reply_text == close.reply_text.as_str()
+                        && (*class_id, *method_id) == (close.class_id, close.method_id) => {}
                     other => panic!("{ctx}: expected ChannelClosed by the broker, got {other:?}"),
                 }
                 // Requests still pending failed with the close.
@@ -726,7 +768,10 @@ impl Replay {
         // Only a close-ok for a close the broker sent may be left unrecorded.
         for sent in self.sent.drain(..) {
             assert!(
-                matches!(sent.frame, Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)))),
+                matches!(
+                    sent.frame,
+                    Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)))
+                ),
                 "{}: unrecorded client frame {:?}",
                 self.context,
                 sent.frame
@@ -835,7 +880,8 @@ fn all_captures() -> Vec<String> {
 fn every_capture_replays_to_the_states_python_reached() {
     let names = all_captures();
     assert!(names.len() >= 14, "captures found: {names:?}");
-    let (mut connections, mut skipped, mut deliveries, mut returns, mut publishes) = (0, 0, 0, 0, 0);
+    let (mut connections, mut skipped, mut deliveries, mut returns, mut publishes) =
+        (0, 0, 0, 0, 0);
     for name in &names {
         let (outcomes, skip) = replay(name);
         skipped += skip;
@@ -881,7 +927,10 @@ fn request_basic_service_gets_its_requests_with_python_properties() {
         })
         .unwrap();
     assert_eq!(first.routing_key.as_str(), "research-svc");
-    assert_eq!(first.properties.expiration.as_ref().unwrap().as_str(), "1800000");
+    assert_eq!(
+        first.properties.expiration.as_ref().unwrap().as_str(),
+        "1800000"
+    );
     let headers = first.properties.headers.as_ref().unwrap();
     assert_eq!(
         headers.get("nuropb_type"),
@@ -921,7 +970,11 @@ fn single_instance_second_consumer_gets_the_403_channel_close() {
     // The first instance kept its consumers until it disconnected cleanly.
     assert!(matches!(
         outcomes[&2].events.last(),
-        Some(Event::Closed { by_peer: false, error: None, .. })
+        Some(Event::Closed {
+            by_peer: false,
+            error: None,
+            ..
+        })
     ));
 }
 
@@ -933,14 +986,21 @@ fn reconnect_service_sees_the_320_connection_forced() {
             reply_code: 320,
             reply_text,
             by_peer: true,
-            error: Some(ConnectionError::ClosedByPeer { reply_code: 320, .. }),
+            error:
+                Some(ConnectionError::ClosedByPeer {
+                    reply_code: 320, ..
+                }),
         }) => assert!(reply_text.starts_with("CONNECTION_FORCED")),
         other => panic!("{other:?}"),
     }
     // Its channel went with it.
     assert!(outcomes[&2].events.iter().any(|e| matches!(
         e,
-        Event::ChannelClosed { reply_code: 320, by_peer: true, .. }
+        Event::ChannelClosed {
+            reply_code: 320,
+            by_peer: true,
+            ..
+        }
     )));
 }
 

@@ -264,7 +264,10 @@ fn valid_stream() -> Vec<u8> {
             consumer_count: 2,
         })),
     ));
-    s.extend(method_bytes(1, &frames::channel_close(404, "NOT_FOUND", 50, 10)));
+    s.extend(method_bytes(
+        1,
+        &frames::channel_close(404, "NOT_FOUND", 50, 10),
+    ));
     s.extend(method_bytes(0, &frames::close(320, "bye", 0, 0)));
     s
 }

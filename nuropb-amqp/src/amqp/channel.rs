@@ -149,7 +149,9 @@ mod tests {
         ch.await_reply(RequestId(1), Expect::QueueDeclareOk);
         ch.await_reply(RequestId(2), Expect::QosOk);
         assert_eq!(
-            ch.take_reply(Expect::QosOk, "basic.qos-ok").unwrap_err().code,
+            ch.take_reply(Expect::QosOk, "basic.qos-ok")
+                .unwrap_err()
+                .code,
             503
         );
         ch.complete(
@@ -175,9 +177,25 @@ mod tests {
         assert!(matches!(
             &events[..],
             [
-                Event::Completed { request: RequestId(1), result: Ok(_), .. },
-                Event::Completed { request: RequestId(2), result: Err(RequestFailed { reply_code: 404, .. }), .. },
-                Event::ChannelClosed { channel: 1, reply_code: 404, by_peer: true, .. },
+                Event::Completed {
+                    request: RequestId(1),
+                    result: Ok(_),
+                    ..
+                },
+                Event::Completed {
+                    request: RequestId(2),
+                    result: Err(RequestFailed {
+                        reply_code: 404,
+                        ..
+                    }),
+                    ..
+                },
+                Event::ChannelClosed {
+                    channel: 1,
+                    reply_code: 404,
+                    by_peer: true,
+                    ..
+                },
             ]
         ));
     }

@@ -1,4 +1,4 @@
-//! Arguments of the commands a [`Connection`](crate::amqp::Connection) sends.
+//! Arguments of the commands a [`Connection`] sends, and the commands themselves.
 //!
 //! Names are plain `String`s; each command checks that they fit an AMQP short string (255 bytes)
 //! and refuses with [`Error::ShortStringTooLong`] instead of panicking. Build them with `new` and
@@ -134,15 +134,17 @@ impl QueueDeclare {
         if self.no_wait && self.queue.is_empty() {
             return Err(Error::NoWaitNeedsName("queue"));
         }
-        Ok(AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
-            queue: short("queue", &self.queue)?,
-            passive: self.passive,
-            durable: self.durable,
-            exclusive: self.exclusive,
-            auto_delete: self.auto_delete,
-            nowait: self.no_wait,
-            arguments: self.arguments.clone(),
-        })))
+        Ok(AMQPClass::Queue(queue::AMQPMethod::Declare(
+            queue::Declare {
+                queue: short("queue", &self.queue)?,
+                passive: self.passive,
+                durable: self.durable,
+                exclusive: self.exclusive,
+                auto_delete: self.auto_delete,
+                nowait: self.no_wait,
+                arguments: self.arguments.clone(),
+            },
+        )))
     }
 }
 
@@ -316,15 +318,17 @@ impl Consume {
         if self.no_wait && self.consumer_tag.is_empty() {
             return Err(Error::NoWaitNeedsName("consumer tag"));
         }
-        Ok(AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
-            queue: short("queue", &self.queue)?,
-            consumer_tag: short("consumer tag", &self.consumer_tag)?,
-            no_local: self.no_local,
-            no_ack: self.no_ack,
-            exclusive: self.exclusive,
-            nowait: self.no_wait,
-            arguments: self.arguments.clone(),
-        })))
+        Ok(AMQPClass::Basic(basic::AMQPMethod::Consume(
+            basic::Consume {
+                queue: short("queue", &self.queue)?,
+                consumer_tag: short("consumer tag", &self.consumer_tag)?,
+                no_local: self.no_local,
+                no_ack: self.no_ack,
+                exclusive: self.exclusive,
+                nowait: self.no_wait,
+                arguments: self.arguments.clone(),
+            },
+        )))
     }
 }
 
@@ -353,7 +357,10 @@ impl<'a> Publish<'a> {
     }
 
     pub(crate) fn check(&self) -> Result<(), Error> {
-        for (field, value) in [("exchange", self.exchange), ("routing key", self.routing_key)] {
+        for (field, value) in [
+            ("exchange", self.exchange),
+            ("routing key", self.routing_key),
+        ] {
             if value.len() > 255 {
                 return Err(Error::ShortStringTooLong {
                     field,
@@ -489,7 +496,11 @@ impl Connection {
 
     /// `queue.declare`; completes with [`Completion::QueueDeclared`](crate::amqp::Completion::QueueDeclared),
     /// which carries the name the broker chose for an empty one.
-    pub fn queue_declare(&mut self, ch: ChannelId, args: &QueueDeclare) -> Result<RequestId, Error> {
+    pub fn queue_declare(
+        &mut self,
+        ch: ChannelId,
+        args: &QueueDeclare,
+    ) -> Result<RequestId, Error> {
         let expect = wait(args.no_wait, Expect::QueueDeclareOk);
         self.inner.request(ch, args.method(), expect)
     }
@@ -555,7 +566,8 @@ impl Connection {
                 nowait: no_wait,
             }))
         });
-        self.inner.request(ch, method, wait(no_wait, Expect::CancelOk))
+        self.inner
+            .request(ch, method, wait(no_wait, Expect::CancelOk))
     }
 
     /// `basic.get`; completes with [`Completion::Got`](crate::amqp::Completion::Got) or
@@ -566,9 +578,8 @@ impl Connection {
         queue: &str,
         no_ack: bool,
     ) -> Result<RequestId, Error> {
-        let method = short("queue", queue).map(|queue| {
-            AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get { queue, no_ack }))
-        });
+        let method = short("queue", queue)
+            .map(|queue| AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get { queue, no_ack })));
         self.inner.request(ch, method, Some(Expect::Get))
     }
 
@@ -682,7 +693,10 @@ mod tests {
             err("exchange type", 256)
         );
         let too_long = |field, len| Err(Error::ShortStringTooLong { field, len });
-        assert_eq!(Publish::new("", &long).check(), too_long("routing key", 256));
+        assert_eq!(
+            Publish::new("", &long).check(),
+            too_long("routing key", 256)
+        );
         assert_eq!(Publish::new(&long, "").check(), too_long("exchange", 256));
         let consume = Consume {
             consumer_tag: long.clone(),

@@ -198,13 +198,29 @@ mod tests {
             "authentication_failure_close",
             "basic.nack",
         ] {
-            assert_eq!(caps.inner().get(cap), Some(&AMQPValue::Boolean(true)), "{cap}");
+            assert_eq!(
+                caps.inner().get(cap),
+                Some(&AMQPValue::Boolean(true)),
+                "{cap}"
+            );
         }
         let get = |k: &str| table.inner().get(k).cloned();
-        assert_eq!(get("name"), Some(AMQPValue::LongString("nuropb-client".into())));
-        assert_eq!(get("instance_id"), Some(AMQPValue::LongString("abc".into())));
-        assert_eq!(get("client_only"), Some(AMQPValue::LongString("true".into())));
-        assert_eq!(get("connection_name"), Some(AMQPValue::LongString("conn".into())));
+        assert_eq!(
+            get("name"),
+            Some(AMQPValue::LongString("nuropb-client".into()))
+        );
+        assert_eq!(
+            get("instance_id"),
+            Some(AMQPValue::LongString("abc".into()))
+        );
+        assert_eq!(
+            get("client_only"),
+            Some(AMQPValue::LongString("true".into()))
+        );
+        assert_eq!(
+            get("connection_name"),
+            Some(AMQPValue::LongString("conn".into()))
+        );
         assert_eq!(get("product"), Some(AMQPValue::LongString("NuroPb".into())));
     }
 

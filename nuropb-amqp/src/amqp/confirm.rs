@@ -123,7 +123,10 @@ mod tests {
         assert!(ev.is_empty(), "a duplicate is ignored");
         c.settle(1, 4, false, Confirm::Nack, &mut ev).unwrap();
         assert_eq!(seqs(&mut ev), [(4, Confirm::Nack)]);
-        assert_eq!(c.settle(1, 7, false, Confirm::Ack, &mut ev), Err(UnknownTag(7)));
+        assert_eq!(
+            c.settle(1, 7, false, Confirm::Ack, &mut ev),
+            Err(UnknownTag(7))
+        );
         assert_eq!(c.outstanding(), 2);
         c.lose_all(1, &mut ev);
         assert_eq!(seqs(&mut ev), [(5, Confirm::Lost), (6, Confirm::Lost)]);

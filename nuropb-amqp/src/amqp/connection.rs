@@ -174,7 +174,7 @@ impl Connection {
             inner: Inner {
                 deadline: now.checked_add(config.handshake_timeout),
                 config,
-                state: State::Handshake(Stage::AwaitStart),
+                state: State::Handshake(Stage::Start),
                 out,
                 events: VecDeque::new(),
                 channels: Vec::new(),
@@ -241,7 +241,7 @@ impl Connection {
                 let (code, text, error) = (*reply_code, std::mem::take(reply_text), error.take());
                 inner.finish(code, text, false, error);
             }
-            State::Handshake(Stage::AwaitTune) => inner.finish(
+            State::Handshake(Stage::Tune) => inner.finish(
                 0,
                 "socket closed after start-ok".into(),
                 true,
@@ -354,7 +354,7 @@ impl Connection {
     /// The settled limits, once the handshake got that far.
     pub fn tuning(&self) -> Option<Tuning> {
         match self.inner.state {
-            State::Handshake(Stage::AwaitStart | Stage::AwaitTune) => None,
+            State::Handshake(Stage::Start | Stage::Tune) => None,
             _ => Some(self.inner.tuning),
         }
     }
@@ -378,7 +378,10 @@ impl Connection {
     pub fn channel_is_open(&self, channel: ChannelId) -> bool {
         matches!(
             self.inner.channel(channel).map(|c| &c.state),
-            Some(crate::amqp::channel::ChannelState::Open | crate::amqp::channel::ChannelState::Opening)
+            Some(
+                crate::amqp::channel::ChannelState::Open
+                    | crate::amqp::channel::ChannelState::Opening
+            )
         )
     }
 
@@ -393,7 +396,7 @@ impl Connection {
         let inner = &mut self.inner;
         match inner.state {
             State::Closing { .. } | State::Closed => Err(Error::Closed),
-            State::Handshake(Stage::AwaitStart) => {
+            State::Handshake(Stage::Start) => {
                 inner.finish(reply_code, reply_text.into(), false, None);
                 Ok(())
             }
@@ -466,7 +469,7 @@ impl Inner {
         match self.state {
             State::Closed => {}
             // Before start-ok there is no connection to close: just hang up.
-            State::Handshake(Stage::AwaitStart) | State::Closing { .. } => {
+            State::Handshake(Stage::Start) | State::Closing { .. } => {
                 self.finish(v.code, v.text, false, error)
             }
             _ => {

@@ -9,15 +9,15 @@ use crate::amqp::error::{ConnectionError, Violation, reply_code};
 use crate::amqp::event::Tuning;
 use crate::amqp::frame::MIN_FRAME_MAX;
 
-/// Where the handshake is.
+/// Where the handshake is: the method it waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Stage {
     /// Protocol header sent; waiting for `connection.start`.
-    AwaitStart,
+    Start,
     /// `start-ok` sent; waiting for `connection.tune` (a refusal of the credentials comes here).
-    AwaitTune,
+    Tune,
     /// `tune-ok` and `open` sent; waiting for `connection.open-ok`.
-    AwaitOpenOk,
+    OpenOk,
 }
 
 /// Checks `connection.start` and answers it with `start-ok`.
@@ -105,11 +105,11 @@ pub(crate) fn tune_ok_and_open(tuning: Tuning, vhost: &str) -> [AMQPClass; 2] {
 pub(crate) fn refusal(stage: Stage, close: &connection::Close, vhost: &str) -> ConnectionError {
     let reply_text = close.reply_text.to_string();
     match (stage, close.reply_code) {
-        (Stage::AwaitTune, reply_code::ACCESS_REFUSED) => {
+        (Stage::Tune, reply_code::ACCESS_REFUSED) => {
             ConnectionError::AuthenticationFailed { reply_text }
         }
         (
-            Stage::AwaitOpenOk,
+            Stage::OpenOk,
             reply_code::NOT_ALLOWED | reply_code::INVALID_PATH | reply_code::ACCESS_REFUSED,
         ) => ConnectionError::VhostNotAllowed {
             vhost: vhost.to_owned(),
@@ -139,11 +139,17 @@ mod tests {
     fn the_lower_non_zero_value_wins() {
         let config = Config::default(); // 2047, 131072, 60
         let t = negotiate(&config, &tune(2047, 131_072, 60)).unwrap();
-        assert_eq!((t.channel_max, t.frame_max, t.heartbeat), (2047, 131_072, 60));
+        assert_eq!(
+            (t.channel_max, t.frame_max, t.heartbeat),
+            (2047, 131_072, 60)
+        );
         let t = negotiate(&config, &tune(100, 8192, 10)).unwrap();
         assert_eq!((t.channel_max, t.frame_max, t.heartbeat), (100, 8192, 10));
         let t = negotiate(&config, &tune(0, 0, 0)).unwrap();
-        assert_eq!((t.channel_max, t.frame_max, t.heartbeat), (2047, 131_072, 60));
+        assert_eq!(
+            (t.channel_max, t.frame_max, t.heartbeat),
+            (2047, 131_072, 60)
+        );
         let none = Config {
             channel_max: 0,
             frame_max: 0,

@@ -132,24 +132,24 @@ impl Inner {
             _ => None,
         };
         match (stage, m) {
-            (Some(Stage::AwaitStart), M::Start(start)) => {
+            (Some(Stage::Start), M::Start(start)) => {
                 match handshake::start_ok(&self.config, &start) {
                     Ok(start_ok) => {
                         self.server_properties = start.server_properties;
                         self.write(0, start_ok);
-                        self.state = State::Handshake(Stage::AwaitTune);
+                        self.state = State::Handshake(Stage::Tune);
                     }
                     Err(e) => self.finish(0, e.to_string(), true, Some(e)),
                 }
             }
-            (Some(Stage::AwaitTune), M::Secure(_)) => {
+            (Some(Stage::Tune), M::Secure(_)) => {
                 let response = handshake::plain_response(&self.config);
                 self.write(
                     0,
                     AMQPClass::Connection(M::SecureOk(connection::SecureOk { response })),
                 );
             }
-            (Some(Stage::AwaitTune), M::Tune(tune)) => {
+            (Some(Stage::Tune), M::Tune(tune)) => {
                 let tuning = handshake::negotiate(&self.config, &tune)?;
                 for method in handshake::tune_ok_and_open(tuning, &self.config.vhost) {
                     self.write(0, method);
@@ -157,9 +157,9 @@ impl Inner {
                 self.tuning = tuning;
                 self.new_frame_max = Some(reader_limit(tuning.frame_max));
                 self.heartbeat.start(tuning.heartbeat, self.now);
-                self.state = State::Handshake(Stage::AwaitOpenOk);
+                self.state = State::Handshake(Stage::OpenOk);
             }
-            (Some(Stage::AwaitOpenOk), M::OpenOk(_)) => {
+            (Some(Stage::OpenOk), M::OpenOk(_)) => {
                 self.state = State::Open;
                 self.deadline = None;
                 self.events.push_back(Event::Connected {
@@ -278,7 +278,9 @@ impl Inner {
                 );
                 if crossed {
                     // Ours crossed theirs: the broker will still answer ours with close-ok.
-                    if let Some(channel) = self.channels.get_mut(ch as usize).and_then(Option::as_mut) {
+                    if let Some(channel) =
+                        self.channels.get_mut(ch as usize).and_then(Option::as_mut)
+                    {
                         channel.gone(
                             &mut self.events,
                             Closed {
@@ -382,9 +384,13 @@ impl Inner {
                 },
                 events,
             )?,
-            AMQPClass::Basic(B::QosOk(_)) => {
-                channel.complete(ch, Expect::QosOk, "basic.qos-ok", Completion::QosSet, events)?
-            }
+            AMQPClass::Basic(B::QosOk(_)) => channel.complete(
+                ch,
+                Expect::QosOk,
+                "basic.qos-ok",
+                Completion::QosSet,
+                events,
+            )?,
             AMQPClass::Basic(B::ConsumeOk(ok)) => channel.complete(
                 ch,
                 Expect::ConsumeOk,
@@ -459,22 +465,34 @@ impl Inner {
                 events,
             )?,
             AMQPClass::Basic(B::Ack(ack)) => {
-                let confirms = channel
-                    .confirms
-                    .as_mut()
-                    .ok_or_else(|| invalid(format_args!("basic.ack on channel {ch} without confirm.select")))?;
+                let confirms = channel.confirms.as_mut().ok_or_else(|| {
+                    invalid(format_args!(
+                        "basic.ack on channel {ch} without confirm.select"
+                    ))
+                })?;
                 confirms
                     .settle(ch, ack.delivery_tag, ack.multiple, Confirm::Ack, events)
-                    .map_err(|t| invalid(format_args!("basic.ack for publish {} on channel {ch}, never published", t.0)))?;
+                    .map_err(|t| {
+                        invalid(format_args!(
+                            "basic.ack for publish {} on channel {ch}, never published",
+                            t.0
+                        ))
+                    })?;
             }
             AMQPClass::Basic(B::Nack(nack)) => {
-                let confirms = channel
-                    .confirms
-                    .as_mut()
-                    .ok_or_else(|| invalid(format_args!("basic.nack on channel {ch} without confirm.select")))?;
+                let confirms = channel.confirms.as_mut().ok_or_else(|| {
+                    invalid(format_args!(
+                        "basic.nack on channel {ch} without confirm.select"
+                    ))
+                })?;
                 confirms
                     .settle(ch, nack.delivery_tag, nack.multiple, Confirm::Nack, events)
-                    .map_err(|t| invalid(format_args!("basic.nack for publish {} on channel {ch}, never published", t.0)))?;
+                    .map_err(|t| {
+                        invalid(format_args!(
+                            "basic.nack for publish {} on channel {ch}, never published",
+                            t.0
+                        ))
+                    })?;
             }
             AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(_)) => channel.complete(
                 ch,

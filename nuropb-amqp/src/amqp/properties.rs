@@ -668,14 +668,20 @@ mod tests {
         let mut h = nuropb_headers();
         h.insert("nuropb_type", AMQPValue::LongString("request".into()));
         assert_eq!(h.len(), 5);
-        assert_eq!(h.remove("nuropb_version"), Some(AMQPValue::LongString("0.1.8".into())));
+        assert_eq!(
+            h.remove("nuropb_version"),
+            Some(AMQPValue::LongString("0.1.8".into()))
+        );
         assert_eq!(h.remove("nuropb_version"), None);
         assert_eq!(
             h.keys().collect::<Vec<_>>(),
             ["nuropb_protocol", "nuropb_type", "trace_id", "encrypted"]
         );
         assert_eq!(h.get("trace_id"), Some(&AMQPValue::Void));
-        assert_eq!(h.get("nuropb_type"), Some(&AMQPValue::LongString("request".into())));
+        assert_eq!(
+            h.get("nuropb_type"),
+            Some(&AMQPValue::LongString("request".into()))
+        );
         h.insert("x", AMQPValue::Boolean(true));
         assert_eq!(h.keys().last(), Some("x"));
         assert_eq!(

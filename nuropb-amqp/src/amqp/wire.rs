@@ -105,7 +105,12 @@ pub(crate) fn write_nack(
 }
 
 /// Appends a `basic.reject` method frame.
-pub(crate) fn write_reject(out: &mut Vec<u8>, channel: ChannelId, delivery_tag: u64, requeue: bool) {
+pub(crate) fn write_reject(
+    out: &mut Vec<u8>,
+    channel: ChannelId,
+    delivery_tag: u64,
+    requeue: bool,
+) {
     write_tag_method(out, channel, BASIC_REJECT, delivery_tag, u8::from(requeue));
 }
 
@@ -147,10 +152,16 @@ mod tests {
 
     #[test]
     fn publish_matches_the_generated_codec() {
-        for (mandatory, immediate) in [(false, false), (true, false), (false, true), (true, true)]
-        {
+        for (mandatory, immediate) in [(false, false), (true, false), (false, true), (true, true)] {
             let mut ours = Vec::new();
-            write_publish(&mut ours, 7, "nuropb-rpc-exchange", "svc", mandatory, immediate);
+            write_publish(
+                &mut ours,
+                7,
+                "nuropb-rpc-exchange",
+                "svc",
+                mandatory,
+                immediate,
+            );
             let theirs = generated(
                 7,
                 basic::AMQPMethod::Publish(basic::Publish {
@@ -224,7 +235,9 @@ mod tests {
         assert_eq!(parse_deliver(&long), None);
         let mut frames = Vec::new();
         FrameReader::new(4096).read(&bytes, &mut frames).unwrap();
-        assert!(matches!(&frames[0], Frame::Method(1, AMQPClass::Basic(basic::AMQPMethod::Deliver(d))) if *d == deliver));
+        assert!(
+            matches!(&frames[0], Frame::Method(1, AMQPClass::Basic(basic::AMQPMethod::Deliver(d))) if *d == deliver)
+        );
     }
 
     #[test]

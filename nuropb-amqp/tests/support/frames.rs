@@ -1,8 +1,8 @@
 //! Server-side method builders.
 
-pub use nuropb_amqp::amqp::AMQPClass;
 #[allow(unused_imports)]
 pub use amq_protocol::protocol::{basic, channel, confirm, connection, exchange, queue};
+pub use nuropb_amqp::amqp::AMQPClass;
 use nuropb_amqp::amqp::{AMQPValue, FieldTable};
 
 pub use AMQPClass::Connection as Conn;
@@ -26,7 +26,10 @@ pub fn start() -> AMQPClass {
     }
     let mut props = FieldTable::default();
     props.insert("capabilities".into(), AMQPValue::FieldTable(caps));
-    props.insert("cluster_name".into(), AMQPValue::LongString("rabbit@vm".into()));
+    props.insert(
+        "cluster_name".into(),
+        AMQPValue::LongString("rabbit@vm".into()),
+    );
     props.insert("product".into(), AMQPValue::LongString("RabbitMQ".into()));
     props.insert("version".into(), AMQPValue::LongString("3.10.8".into()));
     start_with(props, "AMQPLAIN PLAIN")
@@ -89,7 +92,12 @@ pub fn channel_open_ok() -> AMQPClass {
     AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {}))
 }
 
-pub fn channel_close(reply_code: u16, reply_text: &str, class_id: u16, method_id: u16) -> AMQPClass {
+pub fn channel_close(
+    reply_code: u16,
+    reply_text: &str,
+    class_id: u16,
+    method_id: u16,
+) -> AMQPClass {
     AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
         reply_code,
         reply_text: reply_text.into(),
@@ -102,7 +110,13 @@ pub fn channel_close_ok() -> AMQPClass {
     AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {}))
 }
 
-pub fn deliver(consumer_tag: &str, delivery_tag: u64, redelivered: bool, exchange: &str, routing_key: &str) -> AMQPClass {
+pub fn deliver(
+    consumer_tag: &str,
+    delivery_tag: u64,
+    redelivered: bool,
+    exchange: &str,
+    routing_key: &str,
+) -> AMQPClass {
     AMQPClass::Basic(basic::AMQPMethod::Deliver(basic::Deliver {
         consumer_tag: consumer_tag.into(),
         delivery_tag,
@@ -112,7 +126,12 @@ pub fn deliver(consumer_tag: &str, delivery_tag: u64, redelivered: bool, exchang
     }))
 }
 
-pub fn basic_return(reply_code: u16, reply_text: &str, exchange: &str, routing_key: &str) -> AMQPClass {
+pub fn basic_return(
+    reply_code: u16,
+    reply_text: &str,
+    exchange: &str,
+    routing_key: &str,
+) -> AMQPClass {
     AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
         reply_code,
         reply_text: reply_text.into(),
@@ -122,7 +141,10 @@ pub fn basic_return(reply_code: u16, reply_text: &str, exchange: &str, routing_k
 }
 
 pub fn ack(delivery_tag: u64, multiple: bool) -> AMQPClass {
-    AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack { delivery_tag, multiple }))
+    AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+        delivery_tag,
+        multiple,
+    }))
 }
 
 pub fn nack(delivery_tag: u64, multiple: bool, requeue: bool) -> AMQPClass {
@@ -134,7 +156,10 @@ pub fn nack(delivery_tag: u64, multiple: bool, requeue: bool) -> AMQPClass {
 }
 
 pub fn reject(delivery_tag: u64, requeue: bool) -> AMQPClass {
-    AMQPClass::Basic(basic::AMQPMethod::Reject(basic::Reject { delivery_tag, requeue }))
+    AMQPClass::Basic(basic::AMQPMethod::Reject(basic::Reject {
+        delivery_tag,
+        requeue,
+    }))
 }
 
 pub fn queue_declare_ok(queue: &str, message_count: u32, consumer_count: u32) -> AMQPClass {

@@ -47,11 +47,19 @@ impl Peer {
     }
 
     /// Like [`Peer::connected`] with the server's tune proposal.
-    pub fn connected_with(config: Config, channel_max: u16, frame_max: u32, heartbeat: u16) -> Peer {
+    pub fn connected_with(
+        config: Config,
+        channel_max: u16,
+        frame_max: u32,
+        heartbeat: u16,
+    ) -> Peer {
         let vhost = config.vhost.clone();
         let mut peer = Peer::new(config);
         peer.send(0, frames::start());
-        assert!(matches!(peer.expect_method(0), frames::Conn(frames::StartOk(_))));
+        assert!(matches!(
+            peer.expect_method(0),
+            frames::Conn(frames::StartOk(_))
+        ));
         peer.send(0, frames::tune(channel_max, frame_max, heartbeat));
         let tune_ok = peer.expect_method(0);
         let AMQPClass::Connection(frames::connection::AMQPMethod::TuneOk(t)) = tune_ok else {
@@ -70,7 +78,11 @@ impl Peer {
             ),
             other => panic!("expected Connected, got {other:?}"),
         }
-        peer.frame_max = if t.frame_max == 0 { u32::MAX } else { t.frame_max };
+        peer.frame_max = if t.frame_max == 0 {
+            u32::MAX
+        } else {
+            t.frame_max
+        };
         peer
     }
 
@@ -191,7 +203,10 @@ impl Peer {
         match events.last() {
             Some(Event::Closed {
                 reply_code,
-                error: Some(nuropb_amqp::amqp::ConnectionError::ProtocolViolation { reply_code: c, .. }),
+                error:
+                    Some(nuropb_amqp::amqp::ConnectionError::ProtocolViolation {
+                        reply_code: c, ..
+                    }),
                 ..
             }) => {
                 assert_eq!((*reply_code, *c), (code, code));
