@@ -57,10 +57,12 @@ use crate::amqp::heartbeat::{Due, Heartbeat};
 /// # Bounds
 ///
 /// Input is buffered only up to one frame, checked against `frame_max` from its 7-byte header, plus
-/// one message body up to [`Config::max_body_size`]. The event queue grows by at most one event per
-/// frame of input (plus, when a channel or the connection closes, one per pending request and
-/// unconfirmed publish, which the caller created), and the driver empties it after each handler. The
-/// transmit buffer holds what the caller's commands wrote since the last `poll_transmit`.
+/// one message body up to [`Config::max_body_size`]. The event queue is not capped but bounded by
+/// input and by the caller: at most one event per frame of input, except that a `basic.ack` with
+/// `multiple` or a closing channel or connection adds one event per pending request and unconfirmed
+/// publish — which the caller created. The driver empties it after each handler. The transmit
+/// buffer holds what the caller's commands and the handlers wrote since the last `poll_transmit`.
+/// Channels are bounded by the negotiated `channel_max`.
 ///
 /// # Peer errors
 ///
@@ -547,5 +549,28 @@ pub(crate) fn truncate_to_short(text: &mut String) {
             end -= 1;
         }
         text.truncate(end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_can_move_to_another_thread() {
+        fn send<T: Send>() {}
+        send::<Connection>();
+        send::<Event>();
+    }
+
+    #[test]
+    fn close_texts_are_cut_to_a_short_string_on_a_char_boundary() {
+        let mut text = "é".repeat(200); // 400 bytes
+        truncate_to_short(&mut text);
+        assert_eq!(text.len(), 254);
+        assert!(ShortString::try_new(text).is_ok());
+        let mut short = "fine".to_owned();
+        truncate_to_short(&mut short);
+        assert_eq!(short, "fine");
     }
 }
