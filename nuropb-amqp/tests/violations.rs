@@ -180,7 +180,16 @@ fn methods_a_broker_never_sends_are_invalid_commands() {
             immediate: false,
         })),
     );
-    peer.expect_violation(503);
+    // The close names the offending method.
+    match peer.expect_method(0) {
+        AMQPClass::Connection(frames::connection::AMQPMethod::Close(c)) => {
+            assert_eq!((c.reply_code, c.class_id, c.method_id), (503, 60, 40));
+            assert!(c.reply_text.as_str().contains("basic.publish"), "{c:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    peer.send(0, frames::close_ok());
+    peer.expect_closed_with_violation(503);
     // A connection method on a channel, and a channel method on channel 0.
     let (mut peer, ch) = consuming();
     peer.send(ch, frames::open_ok());

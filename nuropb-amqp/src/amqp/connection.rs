@@ -464,6 +464,8 @@ impl Inner {
 
     /// The broker broke the protocol: close the connection with the violation's reply code.
     pub(crate) fn violate(&mut self, v: Violation) {
+        let mut v = v;
+        truncate_to_short(&mut v.text);
         let error = Some(ConnectionError::ProtocolViolation {
             reply_code: v.code,
             reply_text: v.text.clone(),
@@ -475,10 +477,8 @@ impl Inner {
                 self.finish(v.code, v.text, false, error)
             }
             _ => {
-                let mut text = v.text;
-                truncate_to_short(&mut text);
-                let short = ShortString::try_new(text).unwrap_or_default();
-                self.send_close(v.code, short, 0, 0, error);
+                let short = ShortString::try_new(v.text).unwrap_or_default();
+                self.send_close(v.code, short, v.cause.0, v.cause.1, error);
             }
         }
     }

@@ -124,6 +124,8 @@ pub enum ConnectionError {
 pub(crate) struct Violation {
     pub(crate) code: u16,
     pub(crate) text: String,
+    /// Class and method id of the offending method, for `connection.close` (0, 0 if none).
+    pub(crate) cause: (u16, u16),
 }
 
 impl Violation {
@@ -131,6 +133,13 @@ impl Violation {
         Violation {
             code,
             text: text.into(),
+            cause: (0, 0),
         }
+    }
+
+    /// Names the method that caused it.
+    pub(crate) fn caused_by(mut self, method: &amq_protocol::protocol::AMQPClass) -> Self {
+        self.cause = (method.get_amqp_class_id(), method.get_amqp_method_id());
+        self
     }
 }

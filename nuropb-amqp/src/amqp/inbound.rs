@@ -32,14 +32,41 @@ fn decode(channel: ChannelId, payload: &[u8]) -> Result<AMQPClass, Violation> {
     })
 }
 
-/// `class.method` for messages, e.g. `queue.declare-ok`.
+/// `class.method` for messages, e.g. `queue.declareok`, from the start of the method's `Debug`
+/// output (cut short, so that a large table is not formatted).
 fn name(m: &AMQPClass) -> String {
-    format!("{m:?}")
-        .split('(')
+    struct Prefix(String);
+    impl std::fmt::Write for Prefix {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let room = 48usize.saturating_sub(self.0.len());
+            let mut end = s.len().min(room);
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.0.push_str(&s[..end]);
+            if end < s.len() {
+                Err(std::fmt::Error)
+            } else {
+                Ok(())
+            }
+        }
+    }
+    let mut prefix = Prefix(String::new());
+    // Stops with an error once the prefix is full, which is the point.
+    let _ = std::fmt::write(&mut prefix, format_args!("{m:?}"));
+    let name = prefix
+        .0
+        .split(['(', ' ', '{'])
+        .filter(|p| !p.is_empty())
         .take(2)
         .collect::<Vec<_>>()
         .join(".")
-        .to_lowercase()
+        .to_lowercase();
+    format!(
+        "{name} ({}.{})",
+        m.get_amqp_class_id(),
+        m.get_amqp_method_id()
+    )
 }
 
 fn invalid(what: impl std::fmt::Display) -> Violation {
@@ -125,7 +152,7 @@ impl Inner {
     fn on_connection_method(&mut self, method: AMQPClass) -> Result<(), Violation> {
         use connection::AMQPMethod as M;
         let AMQPClass::Connection(m) = method else {
-            return Err(invalid(format_args!("{} on channel 0", name(&method))));
+            return Err(invalid(format_args!("{} on channel 0", name(&method))).caused_by(&method));
         };
         let stage = match self.state {
             State::Handshake(stage) => Some(stage),
@@ -193,7 +220,10 @@ impl Inner {
                 self.blocked = false;
                 self.events.push_back(Event::Unblocked);
             }
-            (_, m) => return Err(invalid(name(&AMQPClass::Connection(m)))),
+            (_, m) => {
+                let m = AMQPClass::Connection(m);
+                return Err(invalid(name(&m)).caused_by(&m));
+            }
         }
         Ok(())
     }
@@ -262,7 +292,9 @@ impl Inner {
             (ChannelState::Opening, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))) => {}
             (ChannelState::Open, _) => {}
             _ => {
-                return Err(invalid(format_args!("{} on channel {ch}", name(&method))));
+                return Err(
+                    invalid(format_args!("{} on channel {ch}", name(&method))).caused_by(&method)
+                );
             }
         }
         match method {
@@ -502,7 +534,9 @@ impl Inner {
                 events,
             )?,
             other => {
-                return Err(invalid(format_args!("{} on channel {ch}", name(&other))));
+                return Err(
+                    invalid(format_args!("{} on channel {ch}", name(&other))).caused_by(&other)
+                );
             }
         }
         Ok(())
