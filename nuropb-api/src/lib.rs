@@ -127,6 +127,32 @@ impl Connector {
         self.start(config, None).await
     }
 
+    /// Connects a client that also listens to events on `patterns` (on a queue of its own,
+    /// deleted with the connection) and calls `callback` for each.
+    pub async fn listener<F, Fut>(
+        &self,
+        patterns: Vec<String>,
+        callback: F,
+    ) -> Result<Client, NuropbError>
+    where
+        F: Fn(IncomingEvent, CallContext) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), NuropbError>> + Send + 'static,
+    {
+        let instance_id = self.instance_id.clone().unwrap_or_else(random_hex);
+        let mut config =
+            EndpointConfig::client(self.settings.vhost.clone(), instance_id, random_seed());
+        config.listen = patterns;
+        let callback = Arc::new(callback);
+        let events: service::EventFn = Arc::new(move |event, ctx| {
+            Box::pin(callback(event, ctx)) as BoxFuture<Result<(), NuropbError>>
+        });
+        let handlers = Handlers {
+            methods: HashMap::new(),
+            events: Some(events),
+        };
+        self.start(config, Some(Arc::new(handlers))).await
+    }
+
     /// Connects `service` and serves it; returns its handle when it is ready. The service runs
     /// until [`Client::shutdown`].
     pub async fn serve(&self, service: Service) -> Result<Client, NuropbError> {

@@ -78,6 +78,10 @@ pub struct EndpointConfig {
     /// Declares the mesh's exchanges (and the dead-letter queue) on every connect, before the
     /// service's own queues; off by default, as in Python, where it is a separate step.
     pub configure_mesh_on_connect: bool,
+    /// Topic patterns this participant listens to on a queue of its own (exclusive, deleted with
+    /// the connection): events arrive as [`crate::mesh::Event::Incoming`] and need no
+    /// completion. For clients that watch events without being a service.
+    pub listen: Vec<String>,
     /// Seed of the correlation-id generator; adapters draw it from the OS.
     pub seed: u64,
 }
@@ -95,6 +99,7 @@ impl EndpointConfig {
             max_outbox: 65_536,
             key_store: KeyStoreConfig::default(),
             configure_mesh_on_connect: false,
+            listen: Vec::new(),
             seed,
         }
     }
@@ -123,5 +128,10 @@ impl EndpointConfig {
     /// The queue responses to this participant's requests come back on.
     pub fn response_queue(&self) -> String {
         names::response_queue(&self.name(), &self.instance_id)
+    }
+
+    /// The queue the [`EndpointConfig::listen`] patterns are bound to.
+    pub fn listen_queue(&self) -> String {
+        names::listen_queue(&self.name(), &self.instance_id)
     }
 }

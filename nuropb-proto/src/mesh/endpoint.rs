@@ -62,6 +62,8 @@ pub struct Endpoint {
     pub(crate) startup: HashSet<amqp::RequestId>,
     pub(crate) response_consume: Option<amqp::RequestId>,
     pub(crate) service_consume: Option<amqp::RequestId>,
+    pub(crate) listen_consume: Option<amqp::RequestId>,
+    pub(crate) listen_consumer: Option<ShortString>,
     pub(crate) response_consumer: Option<ShortString>,
     pub(crate) service_consumer: Option<ShortString>,
     /// Mesh configuration requests not yet answered; `Some` while one is under way.
@@ -147,6 +149,8 @@ impl Endpoint {
             startup: HashSet::new(),
             response_consume: None,
             service_consume: None,
+            listen_consume: None,
+            listen_consumer: None,
             response_consumer: None,
             service_consumer: None,
             mesh_setup: None,
@@ -344,6 +348,10 @@ impl Endpoint {
             amqp::Event::Delivery(delivery) => {
                 if self.response_consumer.as_ref() == Some(&delivery.consumer_tag) {
                     self.on_response(delivery, now);
+                } else if self.listen_consumer.is_some()
+                    && self.listen_consumer.as_ref() == Some(&delivery.consumer_tag)
+                {
+                    self.on_listened(delivery);
                 } else if self.service_consumer.as_ref() == Some(&delivery.consumer_tag)
                     || self.in_service_channel(&delivery)
                 {
@@ -379,6 +387,7 @@ impl Endpoint {
             && self.service_consume.is_some()
             && Some(delivery.channel) == self.channel
             && self.response_consumer.as_ref() != Some(&delivery.consumer_tag)
+            && self.listen_consumer.as_ref() != Some(&delivery.consumer_tag)
     }
 
     fn open_channel(&mut self) {
@@ -409,6 +418,7 @@ impl Endpoint {
                     match step {
                         topology::Step::ConsumeResponses(_) => self.response_consume = Some(id),
                         topology::Step::ConsumeService(_) => self.service_consume = Some(id),
+                        topology::Step::ConsumeListen(_) => self.listen_consume = Some(id),
                         _ => {}
                     }
                 }
@@ -453,6 +463,8 @@ impl Endpoint {
                 self.response_consumer = Some(consumer_tag.clone());
             } else if self.service_consume == Some(request) {
                 self.service_consumer = Some(consumer_tag.clone());
+            } else if self.listen_consume == Some(request) {
+                self.listen_consumer = Some(consumer_tag.clone());
             }
         }
         if let Some(setup) = &mut self.mesh_setup
@@ -533,6 +545,8 @@ impl Endpoint {
         self.startup.clear();
         self.response_consume = None;
         self.service_consume = None;
+        self.listen_consume = None;
+        self.listen_consumer = None;
         self.response_consumer = None;
         self.service_consumer = None;
         if self.mesh_setup.take().is_some() {

@@ -18,6 +18,15 @@ pub fn response_queue(service: &str, instance_id: &str) -> String {
     format!("nuropb-{service}-{instance_id}-rq")
 }
 
+/// The exclusive queue a participant listens to events on: `nuropb-{name}-{instance_id}-eq`.
+///
+/// ```
+/// assert_eq!(nuropb_proto::mesh::names::listen_queue("cli", "a1"), "nuropb-cli-a1-eq");
+/// ```
+pub fn listen_queue(name: &str, instance_id: &str) -> String {
+    format!("nuropb-{name}-{instance_id}-eq")
+}
+
 /// The service name of a client-only participant: `{vhost}-client`, so that its response queue
 /// is `nuropb-{vhost}-client-{instance_id}-rq`.
 ///

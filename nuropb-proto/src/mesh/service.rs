@@ -193,6 +193,33 @@ impl Endpoint {
         }
     }
 
+    /// An event on the listen queue (auto-acknowledged): handed out, never completed.
+    pub(crate) fn on_listened(&mut self, delivery: amqp::Delivery) {
+        let Ok(envelope) = Envelope::from_properties(&delivery.properties) else {
+            return;
+        };
+        if envelope.kind != MessageType::Event {
+            return;
+        }
+        let Ok(message) = envelope.open(&delivery.body) else {
+            return;
+        };
+        if let Payload::Event(event) = message.payload {
+            self.events.push_back(Event::Incoming(IncomingEvent {
+                delivery: DeliveryId {
+                    epoch: self.epoch,
+                    tag: 0,
+                },
+                topic: event.topic,
+                event: event.event,
+                target: event.target,
+                context: event.context,
+                trace_id: message.trace_id,
+                correlation_id: message.correlation_id,
+            }));
+        }
+    }
+
     /// Remembers a delivery until [`Endpoint::complete`].
     fn hand_out(&mut self, tag: u64, in_flight: InFlight) -> DeliveryId {
         self.in_flight.insert(tag, in_flight);

@@ -20,6 +20,8 @@ pub enum Step {
     ConsumeResponses(amqp::Consume),
     /// `basic.consume` of the service queue.
     ConsumeService(amqp::Consume),
+    /// `basic.consume` of the listen queue.
+    ConsumeListen(amqp::Consume),
 }
 
 impl Step {
@@ -34,9 +36,9 @@ impl Step {
             Step::DeclareQueue(args) => conn.queue_declare(ch, args),
             Step::Bind(args) => conn.queue_bind(ch, args),
             Step::Qos(prefetch) => conn.basic_qos(ch, *prefetch, false),
-            Step::ConsumeResponses(args) | Step::ConsumeService(args) => {
-                conn.basic_consume(ch, args)
-            }
+            Step::ConsumeResponses(args)
+            | Step::ConsumeService(args)
+            | Step::ConsumeListen(args) => conn.basic_consume(ch, args),
         }
     }
 }
@@ -126,5 +128,25 @@ pub fn startup(config: &EndpointConfig) -> Startup {
         ..amqp::Consume::new(config.response_queue())
     }));
     steps.extend(consume_service);
+    if !config.listen.is_empty() {
+        let queue = config.listen_queue();
+        steps.push(Step::DeclareQueue(amqp::QueueDeclare {
+            exclusive: true,
+            auto_delete: true,
+            ..amqp::QueueDeclare::new(&queue)
+        }));
+        for pattern in &config.listen {
+            steps.push(Step::Bind(amqp::QueueBind::new(
+                &queue,
+                &config.names.exchanges.events,
+                pattern,
+            )));
+        }
+        steps.push(Step::ConsumeListen(amqp::Consume {
+            no_ack: true,
+            exclusive: true,
+            ..amqp::Consume::new(queue)
+        }));
+    }
     Startup { steps }
 }
