@@ -34,11 +34,11 @@ struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
-    command: Command,
+    command: Verb,
 }
 
 #[derive(Subcommand)]
-enum Command {
+enum Verb {
     /// Call a method and print its result as JSON.
     Call {
         /// The service.
@@ -172,7 +172,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         .map_err(|e| Failure::usage(format!("error: {}", e.description)))?;
     let connector = nuropb_tokio::connector(settings.clone());
     match cli.command {
-        Command::Call {
+        Verb::Call {
             service,
             method,
             params,
@@ -207,7 +207,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             client.shutdown(Duration::from_secs(2)).await;
             println!("{}", result?);
         }
-        Command::Command {
+        Verb::Command {
             service,
             method,
             params,
@@ -227,7 +227,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             client.shutdown(Duration::from_secs(2)).await;
             println!("{}", json!({"correlation_id": sent?}));
         }
-        Command::Publish {
+        Verb::Publish {
             topic,
             event,
             context,
@@ -240,7 +240,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             client.shutdown(Duration::from_secs(2)).await;
             println!("{}", json!({"correlation_id": sent?}));
         }
-        Command::Listen { patterns, count } => {
+        Verb::Listen { patterns, count } => {
             let seen = Arc::new(AtomicU64::new(0));
             let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel::<()>();
             let counter = seen.clone();
@@ -268,14 +268,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             client.shutdown(Duration::from_secs(2)).await;
         }
-        Command::Describe { service } => {
+        Verb::Describe { service } => {
             let client = connector.client().await?;
             let description = client.describe(&service, true).await;
             client.shutdown(Duration::from_secs(2)).await;
             let description = serde_json::to_value(description?).unwrap_or(Value::Null);
             println!("{description}");
         }
-        Command::Mesh {
+        Verb::Mesh {
             action: MeshAction::Setup,
         } => {
             nuropb_tokio::configure_mesh(&cli.url).await?;
