@@ -18,6 +18,7 @@ pub mod management;
 pub mod runtime;
 pub mod service;
 pub mod settings;
+pub mod testing;
 pub mod tls;
 
 pub use client::Client;

@@ -1,6 +1,6 @@
 //! The NuroPb endpoint: one participant on the mesh, as a state machine over an AMQP connection.
 
-use crate::amqp::{self, ChannelId, Connection, ConnectionError, ShortString};
+use crate::amqp::{self, ChannelId, Connection, ConnectionError};
 use crate::crypto::{Encryptor, keys};
 use crate::describe::ServiceDescription;
 use crate::error::{ErrorKind, NuropbError};
@@ -10,7 +10,7 @@ use crate::mesh::config::EndpointConfig;
 use crate::mesh::event::{Event, RequestId};
 use crate::mesh::ids::IdGenerator;
 use crate::mesh::service::{InFlight, Settlements};
-use crate::mesh::topology;
+use crate::mesh::{names, topology};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -60,12 +60,8 @@ pub struct Endpoint {
     pub(crate) channel: Option<ChannelId>,
     /// Startup requests not yet answered.
     pub(crate) startup: HashSet<amqp::RequestId>,
-    pub(crate) response_consume: Option<amqp::RequestId>,
-    pub(crate) service_consume: Option<amqp::RequestId>,
-    pub(crate) listen_consume: Option<amqp::RequestId>,
-    pub(crate) listen_consumer: Option<ShortString>,
-    pub(crate) response_consumer: Option<ShortString>,
-    pub(crate) service_consumer: Option<ShortString>,
+    /// Whether the service consumer runs (until [`Endpoint::stop_consuming`]).
+    pub(crate) serving: bool,
     /// Mesh configuration requests not yet answered; `Some` while one is under way.
     pub(crate) mesh_setup: Option<HashSet<amqp::RequestId>>,
     pub(crate) mesh_setup_wanted: bool,
@@ -147,12 +143,7 @@ impl Endpoint {
             epoch: 0,
             channel: None,
             startup: HashSet::new(),
-            response_consume: None,
-            service_consume: None,
-            listen_consume: None,
-            listen_consumer: None,
-            response_consumer: None,
-            service_consumer: None,
+            serving: false,
             mesh_setup: None,
             stop_error: None,
             events: VecDeque::new(),
@@ -275,8 +266,10 @@ impl Endpoint {
     /// Stops taking new deliveries from the service queue (graceful shutdown): deliveries in
     /// flight may still be completed.
     pub fn stop_consuming(&mut self) {
-        if let (Some(ch), Some(tag)) = (self.channel, self.service_consumer.take()) {
-            let _ = self.conn.basic_cancel(ch, tag.as_str(), false);
+        if let Some(ch) = self.channel
+            && std::mem::take(&mut self.serving)
+        {
+            let _ = self.conn.basic_cancel(ch, names::SERVICE_CONSUMER, false);
         }
     }
 
@@ -345,19 +338,12 @@ impl Endpoint {
             amqp::Event::Completed {
                 request, result, ..
             } => self.on_completed(request, result, now),
-            amqp::Event::Delivery(delivery) => {
-                if self.response_consumer.as_ref() == Some(&delivery.consumer_tag) {
-                    self.on_response(delivery, now);
-                } else if self.listen_consumer.is_some()
-                    && self.listen_consumer.as_ref() == Some(&delivery.consumer_tag)
-                {
-                    self.on_listened(delivery);
-                } else if self.service_consumer.as_ref() == Some(&delivery.consumer_tag)
-                    || self.in_service_channel(&delivery)
-                {
-                    self.on_service_delivery(delivery, now);
-                }
-            }
+            amqp::Event::Delivery(delivery) => match delivery.consumer_tag.as_str() {
+                names::RESPONSE_CONSUMER => self.on_response(delivery, now),
+                names::SERVICE_CONSUMER => self.on_service_delivery(delivery, now),
+                names::LISTEN_CONSUMER => self.on_listened(delivery),
+                _ => {}
+            },
             amqp::Event::Returned(returned) => self.on_returned(returned),
             amqp::Event::Confirmed { .. } | amqp::Event::Flow { .. } => {}
             amqp::Event::ConsumerCancelled { channel, .. } if Some(channel) == self.channel => {
@@ -379,15 +365,6 @@ impl Endpoint {
                 ..
             } => self.on_closed(reply_code, reply_text, error),
         }
-    }
-
-    /// A delivery for the service consumer that arrived before its `consume-ok` was handled.
-    fn in_service_channel(&self, delivery: &amqp::Delivery) -> bool {
-        self.service_consumer.is_none()
-            && self.service_consume.is_some()
-            && Some(delivery.channel) == self.channel
-            && self.response_consumer.as_ref() != Some(&delivery.consumer_tag)
-            && self.listen_consumer.as_ref() != Some(&delivery.consumer_tag)
     }
 
     fn open_channel(&mut self) {
@@ -415,11 +392,8 @@ impl Endpoint {
             match step.issue(&mut self.conn, ch) {
                 Ok(id) => {
                     requests.insert(id);
-                    match step {
-                        topology::Step::ConsumeResponses(_) => self.response_consume = Some(id),
-                        topology::Step::ConsumeService(_) => self.service_consume = Some(id),
-                        topology::Step::ConsumeListen(_) => self.listen_consume = Some(id),
-                        _ => {}
+                    if matches!(step, topology::Step::ConsumeService(_)) {
+                        self.serving = true;
                     }
                 }
                 Err(e) => {
@@ -455,17 +429,8 @@ impl Endpoint {
         result: Result<amqp::Completion, amqp::RequestFailed>,
         now: Instant,
     ) {
-        let Ok(completion) = result else {
+        if result.is_err() {
             return; // the channel closed: handled with its ChannelClosed
-        };
-        if let amqp::Completion::ConsumeStarted { consumer_tag } = &completion {
-            if self.response_consume == Some(request) {
-                self.response_consumer = Some(consumer_tag.clone());
-            } else if self.service_consume == Some(request) {
-                self.service_consumer = Some(consumer_tag.clone());
-            } else if self.listen_consume == Some(request) {
-                self.listen_consumer = Some(consumer_tag.clone());
-            }
         }
         if let Some(setup) = &mut self.mesh_setup
             && setup.remove(&request)
@@ -543,12 +508,7 @@ impl Endpoint {
         self.in_flight.clear();
         self.settlements.clear();
         self.startup.clear();
-        self.response_consume = None;
-        self.service_consume = None;
-        self.listen_consume = None;
-        self.listen_consumer = None;
-        self.response_consumer = None;
-        self.service_consumer = None;
+        self.serving = false;
         if self.mesh_setup.take().is_some() {
             self.mesh_setup_wanted = true;
         }

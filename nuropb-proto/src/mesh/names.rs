@@ -40,3 +40,10 @@ pub fn client_name(vhost: &str) -> String {
 
 /// The dead-letter queue `configure_mesh` creates: `nuropb-dl-queue`.
 pub const DEAD_LETTER_QUEUE: &str = "nuropb-dl-queue";
+
+/// The consumer tag of the response queue's consumer.
+pub const RESPONSE_CONSUMER: &str = "nuropb-responses";
+/// The consumer tag of the service queue's consumer.
+pub const SERVICE_CONSUMER: &str = "nuropb-service";
+/// The consumer tag of the listen queue's consumer.
+pub const LISTEN_CONSUMER: &str = "nuropb-events";

@@ -1,5 +1,8 @@
 //! The mesh's topology as plans of AMQP steps: the mesh itself (NUROPB-WIRE.md §1.1) and an
 //! endpoint's startup sequence (§2.2).
+//!
+//! Consumers get fixed tags ([`names::RESPONSE_CONSUMER`] …) rather than broker-chosen ones, so
+//! that deliveries are routed by tag whatever order the broker confirms the consumers in.
 
 use crate::amqp::{self, AMQPValue, ChannelId, Connection, FieldTable, LongString};
 use crate::mesh::config::{EndpointConfig, MeshNames};
@@ -119,12 +122,16 @@ pub fn startup(config: &EndpointConfig) -> Startup {
             )));
         }
         prefetch = service.prefetch;
-        consume_service = Some(Step::ConsumeService(amqp::Consume::new(queue)));
+        consume_service = Some(Step::ConsumeService(amqp::Consume {
+            consumer_tag: names::SERVICE_CONSUMER.to_owned(),
+            ..amqp::Consume::new(queue)
+        }));
     }
     steps.push(Step::Qos(prefetch));
     steps.push(Step::ConsumeResponses(amqp::Consume {
         no_ack: true,
         exclusive: true,
+        consumer_tag: names::RESPONSE_CONSUMER.to_owned(),
         ..amqp::Consume::new(config.response_queue())
     }));
     steps.extend(consume_service);
@@ -145,6 +152,7 @@ pub fn startup(config: &EndpointConfig) -> Startup {
         steps.push(Step::ConsumeListen(amqp::Consume {
             no_ack: true,
             exclusive: true,
+            consumer_tag: names::LISTEN_CONSUMER.to_owned(),
             ..amqp::Consume::new(queue)
         }));
     }

@@ -1,0 +1,314 @@
+//! Interoperability with Python NuroPb 0.1.8, both ways, on the machine's RabbitMQ.
+//!
+//! A Rust client calls Python's `ServiceExample`; a Python client calls the Rust
+//! `service_example`; events and commands go both ways; Python and Rust services share a vhost;
+//! Python and Rust clients call the same encrypted Rust method at once.
+
+mod support;
+
+use nuropb_tokio::testing::service_example;
+use nuropb_tokio::{ErrorKind, NuropbError, Request, TokioRuntime};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A Python process whose stdout lines are read on a thread.
+struct Python {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Python {
+    fn start(script: &str, args: &[&str]) -> Python {
+        let mut child = Command::new(support::python())
+            .arg(support::script(script))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start Python");
+        let stdout: ChildStdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Python { child, lines }
+    }
+
+    /// The next stdout line as JSON.
+    fn next_json(&self, within: Duration) -> Value {
+        let line = self
+            .lines
+            .recv_timeout(within)
+            .expect("the Python process said nothing in time");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON from Python: {line}: {e}"))
+    }
+
+    fn finish(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Python {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn error_of(result: Result<Value, NuropbError>) -> (ErrorKind, String) {
+    let err = result.unwrap_err();
+    (err.kind, err.description)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_client_calls_the_python_service_example() {
+    let settings = support::mesh("rs2py").await;
+    let url = support::url(&settings);
+    let service = Python::start("python_service.py", &[&url, "test_service", "rust.#"]);
+    assert_eq!(
+        service.next_json(Duration::from_secs(30)),
+        json!({"ready": true})
+    );
+    let client = nuropb_tokio::connector(settings.clone())
+        .client()
+        .await
+        .unwrap();
+    let call =
+        |method: &str| Request::new("test_service", method).params(json!({"param1": "value1"}));
+
+    assert_eq!(
+        client.send(call("test_method")).await.unwrap(),
+        json!("response from test_service.test_method")
+    );
+    assert_eq!(
+        client.send(call("do_async_task")).await.unwrap(),
+        json!("response from test_service.test_method")
+    );
+    assert_eq!(
+        client
+            .send(Request::new("test_service", "do_async_task").params(json!({"sleep": 0.2})))
+            .await
+            .unwrap(),
+        json!("performed task: sleep")
+    );
+    assert_eq!(
+        client.send(call("test_async_method")).await.unwrap(),
+        json!("response from test_service.test_async_method")
+    );
+    assert_eq!(
+        client.send(call("test_success_error")).await.unwrap(),
+        json!("response from test_service.test_success_error")
+    );
+    let again = client.send(call("test_call_again_error")).await.unwrap();
+    assert_eq!(
+        again["success"],
+        json!("response from test_service.test_call_again_error")
+    );
+    assert_eq!(again["param1"], json!("value1"));
+    assert!(again["count"].as_u64().unwrap() >= 1);
+    let (kind, description) = error_of(client.send(call("test_call_again_loop")).await);
+    assert_eq!(kind, ErrorKind::CallAgainReject);
+    assert!(
+        description.starts_with("Rejecting second call again request"),
+        "{description}"
+    );
+    assert_eq!(
+        error_of(client.send(call("no_such_method")).await),
+        (ErrorKind::Handling, "Unknown method no_such_method".into())
+    );
+    let claims = client
+        .send(
+            call("test_requires_user_claims")
+                .context(json!({"Authorization": "Bearer 1234567890"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claims["user_id"], json!("test_user"));
+
+    let description = client.describe("test_service", true).await.unwrap();
+    assert!(description.encrypted_methods);
+    assert!(
+        description
+            .public_key
+            .as_deref()
+            .unwrap()
+            .starts_with("-----BEGIN PUBLIC KEY-----")
+    );
+    assert!(description.requires_encryption("test_requires_encryption"));
+    assert!(description.methods.contains_key("test_call_again_loop"));
+    let encrypted = client
+        .send(
+            call("test_requires_encryption")
+                .context(json!({"Authorization": "Bearer 1234567890"}))
+                .encrypted(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(encrypted, json!("Result that's to be encrypted in transit"));
+
+    // A command, then an event the Python service subscribes to.
+    client
+        .command(Request::new("test_service", "test_method").params(json!({"from": "rust"})))
+        .await
+        .unwrap();
+    client
+        .publish_event(
+            "rust.hello",
+            json!({"from": "rust"}),
+            json!({"ctx": 1}),
+            None,
+        )
+        .await
+        .unwrap();
+    let event = service.next_json(Duration::from_secs(10));
+    assert_eq!(
+        event,
+        json!({"topic": "rust.hello", "event": {"from": "rust"}, "target": null, "context": {"ctx": 1}})
+    );
+
+    client.shutdown(Duration::from_secs(1)).await;
+    service.finish();
+    support::drop_mesh(&settings).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_calls_the_rust_service_example() {
+    let settings = support::mesh("py2rs").await;
+    let url = support::url(&settings);
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let service = service_example("test_service", TokioRuntime::shared())
+        .subscribe("python.#")
+        .prefetch(8)
+        .on_event(move |event, _ctx| {
+            let _ = events_tx.send(event);
+            async { Ok(()) }
+        });
+    let served = nuropb_tokio::connector(settings.clone())
+        .serve(service)
+        .await
+        .unwrap();
+    // Python and Rust clients call the same encrypted method at once.
+    let rust_client = nuropb_tokio::connector(settings.clone())
+        .client()
+        .await
+        .unwrap();
+    let rust_calls = tokio::spawn(async move {
+        let mut results = Vec::new();
+        for i in 0..20 {
+            let request = Request::new("test_service", "test_requires_encryption")
+                .params(json!({"i": i}))
+                .context(json!({"Authorization": "Bearer r"}))
+                .encrypted();
+            results.push(rust_client.send(request).await);
+        }
+        rust_client.shutdown(Duration::from_secs(1)).await;
+        results
+    });
+    let out = tokio::task::spawn_blocking(move || {
+        let output = Command::new(support::python())
+            .arg(support::script("python_client.py"))
+            .args([url.as_str(), "test_service", "python.hello", "20"])
+            .output()
+            .expect("run the Python client");
+        assert!(
+            output.status.success(),
+            "Python client failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Value>(&output.stdout).expect("JSON from the Python client")
+    })
+    .await
+    .unwrap();
+
+    let result = |method: &str| out[method].clone();
+    assert_eq!(
+        result("test_method"),
+        json!({"result": "response from test_service.test_method", "error": null})
+    );
+    assert_eq!(
+        result("do_async_task"),
+        json!({"result": "response from test_service.test_method", "error": null})
+    );
+    assert_eq!(
+        result("test_async_method"),
+        json!({"result": "response from test_service.test_async_method", "error": null})
+    );
+    assert_eq!(
+        result("test_success_error"),
+        json!({"result": "response from test_service.test_success_error", "error": null})
+    );
+    assert_eq!(
+        result("test_call_again_error")["result"]["success"],
+        json!("response from test_service.test_call_again_error")
+    );
+    assert_eq!(
+        result("test_call_again_error")["result"]["param1"],
+        json!("value1")
+    );
+    assert_eq!(
+        result("test_call_again_loop")["error"]["error"],
+        json!("NuropbCallAgainReject")
+    );
+    assert_eq!(
+        result("no_such_method")["error"],
+        json!({"error": "NuropbHandlingError", "description": "Unknown method no_such_method"})
+    );
+    assert_eq!(
+        result("_private")["error"]["error"],
+        json!("NuropbHandlingError")
+    );
+    assert_eq!(
+        result("test_requires_user_claims")["result"]["sub"],
+        json!("test_user")
+    );
+    assert_eq!(
+        result("claims_without_token")["error"]["error"],
+        json!("NuropbAuthenticationError")
+    );
+    assert_eq!(
+        out["describe"],
+        json!({
+            "service_name": "test_service",
+            "encrypted_methods": true,
+            "methods": ["do_async_task", "test_async_method", "test_call_again_error", "test_call_again_loop",
+                        "test_method", "test_requires_encryption", "test_requires_user_claims", "test_success_error"],
+            "has_public_key": true,
+            "requires_encryption": true,
+        })
+    );
+    assert_eq!(
+        result("test_requires_encryption")["result"],
+        json!("Result that's to be encrypted in transit")
+    );
+    assert_eq!(
+        out["encrypted_repeats"],
+        json!(vec!["Result that's to be encrypted in transit"; 20])
+    );
+    for rust in rust_calls.await.unwrap() {
+        assert_eq!(
+            rust.unwrap(),
+            json!("Result that's to be encrypted in transit")
+        );
+    }
+    // The Python client's event reached the Rust service.
+    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (event.topic.as_str(), &event.event),
+        ("python.hello", &json!({"from": "python"}))
+    );
+    assert_eq!(event.context.get("c"), Some(&json!(1)));
+
+    served.shutdown(Duration::from_secs(2)).await;
+    support::drop_mesh(&settings).await;
+}
