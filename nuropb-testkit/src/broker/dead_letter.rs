@@ -1,0 +1,340 @@
+//! Dead-lettering, as RabbitMQ 3.10's `rabbit_dead_letter` does it.
+//!
+//! A message rejected without requeue, expired at the head of its queue, or dropped from a full
+//! one is re-published to the queue's `x-dead-letter-exchange` with its `x-dead-letter-routing-key`
+//! (or its own routing key). On the way its headers gain an `x-death` entry — `count`, `reason`,
+//! `queue`, `time`, `exchange`, `routing-keys` and, when it had one, `original-expiration` — and,
+//! on its first death, `x-first-death-exchange`, `-queue` and `-reason`; its `expiration` is
+//! removed; its header table comes out sorted by key, as RabbitMQ's `set_table_value` leaves it.
+//! A message that dies again in the same queue for the same reason has that entry's `count`
+//! raised and moved to the front. Automatic cycles (a message coming back to a queue it expired or
+//! overflowed from, with no rejection in between) are dropped.
+//!
+//! One difference remains: field tables nested in headers are written in key order (they are
+//! `amq-protocol` `FieldTable`s), so the keys of an `x-death` entry come out alphabetically
+//! where RabbitMQ writes a first death's entry in the order above. Clients read them by name.
+
+use crate::broker::Broker;
+use crate::broker::message::{DeathReason, Entry, Message};
+use crate::broker::queue::QueueId;
+use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
+use nuropb_amqp::amqp::Headers;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A message on its way to a dead-letter exchange, with what it needs from its dead queue.
+#[derive(Debug)]
+pub(crate) struct Dead {
+    vhost: usize,
+    queue: String,
+    exchange: String,
+    routing_key: Option<String>,
+    entry: Entry,
+    reason: DeathReason,
+}
+
+fn long(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s))
+}
+
+fn text(v: Option<&AMQPValue>) -> Option<&[u8]> {
+    match v? {
+        AMQPValue::LongString(s) => Some(s.as_bytes()),
+        AMQPValue::ShortString(s) => Some(s.as_str().as_bytes()),
+        _ => None,
+    }
+}
+
+/// The message as it leaves for the dead-letter exchange.
+pub(crate) fn dead_lettered(
+    original: &Message,
+    reason: DeathReason,
+    queue: &str,
+    dlx: &str,
+    dlrk: Option<&str>,
+    time: u64,
+) -> Message {
+    let mut props = original.properties.clone();
+    let mut headers: Vec<(String, AMQPValue)> = props
+        .headers
+        .take()
+        .map(|h| h.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect())
+        .unwrap_or_default();
+    if dlrk.is_some() {
+        headers.retain(|(k, _)| k != "CC");
+    }
+    let mut info = FieldTable::default();
+    info.insert("reason".into(), long(reason.as_str()));
+    info.insert("queue".into(), long(queue));
+    info.insert("time".into(), AMQPValue::Timestamp(time));
+    info.insert("exchange".into(), long(&original.exchange));
+    info.insert(
+        "routing-keys".into(),
+        AMQPValue::FieldArray(FieldArray::from(vec![long(&original.routing_key)])),
+    );
+    if let Some(exp) = &props.expiration {
+        info.insert("original-expiration".into(), long(exp.as_str()));
+    }
+    let mut first = info.clone();
+    first.insert("count".into(), AMQPValue::LongLongInt(1));
+    let set = |headers: &mut Vec<(String, AMQPValue)>, k: &str, v: AMQPValue| match headers
+        .iter_mut()
+        .find(|(key, _)| key == k)
+    {
+        Some(slot) => slot.1 = v,
+        None => headers.push((k.to_owned(), v)),
+    };
+    let death_at = headers.iter().position(|(k, _)| k == "x-death");
+    match death_at.map(|i| headers[i].1.clone()) {
+        None => {
+            set(&mut headers, "x-first-death-reason", long(reason.as_str()));
+            set(&mut headers, "x-first-death-queue", long(queue));
+            set(
+                &mut headers,
+                "x-first-death-exchange",
+                long(&original.exchange),
+            );
+            let deaths = vec![AMQPValue::FieldTable(first)];
+            set(
+                &mut headers,
+                "x-death",
+                AMQPValue::FieldArray(deaths.into()),
+            );
+        }
+        Some(AMQPValue::FieldArray(deaths)) => {
+            let mut deaths: Vec<AMQPValue> = deaths.as_slice().to_vec();
+            let matching = deaths.iter().position(|d| match d {
+                AMQPValue::FieldTable(t) => {
+                    text(t.inner().get("queue")) == Some(queue.as_bytes())
+                        && text(t.inner().get("reason")) == Some(reason.as_str().as_bytes())
+                }
+                _ => false,
+            });
+            let entry = match matching.map(|i| deaths.remove(i)) {
+                Some(AMQPValue::FieldTable(mut t)) => {
+                    let n = match t.inner().get("count") {
+                        Some(AMQPValue::LongLongInt(n)) => n.saturating_add(1),
+                        _ => 1,
+                    };
+                    t.insert("count".into(), AMQPValue::LongLongInt(n));
+                    t
+                }
+                _ => first,
+            };
+            deaths.insert(0, AMQPValue::FieldTable(entry));
+            set(
+                &mut headers,
+                "x-death",
+                AMQPValue::FieldArray(deaths.into()),
+            );
+        }
+        Some(_) => {
+            let deaths = vec![AMQPValue::FieldTable(first)];
+            set(
+                &mut headers,
+                "x-death",
+                AMQPValue::FieldArray(deaths.into()),
+            );
+        }
+    }
+    headers.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    props.headers = Some(
+        headers
+            .into_iter()
+            .filter_map(|(k, v)| Some((ShortString::try_new(k).ok()?, v)))
+            .collect::<Headers>(),
+    );
+    props.expiration = None;
+    let mut raw_properties = Vec::new();
+    props.encode(&mut raw_properties);
+    Message {
+        exchange: dlx.to_owned(),
+        routing_key: dlrk.unwrap_or(&original.routing_key).to_owned(),
+        properties: props,
+        raw_properties,
+        body: original.body.clone(),
+        ttl: None,
+    }
+}
+
+/// RabbitMQ's `is_cycle`: the message died in `queue` before, and every death since (that one
+/// included) was automatic — none a rejection.
+fn is_cycle(queue: &str, headers: Option<&Headers>) -> bool {
+    let Some(AMQPValue::FieldArray(deaths)) = headers.and_then(|h| h.get("x-death")) else {
+        return false;
+    };
+    let deaths = deaths.as_slice();
+    let Some(at) = deaths.iter().position(|d| match d {
+        AMQPValue::FieldTable(t) => text(t.inner().get("queue")) == Some(queue.as_bytes()),
+        _ => false,
+    }) else {
+        return false;
+    };
+    deaths[..=at].iter().all(|d| match d {
+        AMQPValue::FieldTable(t) => text(t.inner().get("reason")) != Some(b"rejected"),
+        _ => false,
+    })
+}
+
+impl Broker {
+    /// A message leaves queue `q` for `reason`: dead-lettered when the queue has a dead-letter
+    /// exchange, dropped otherwise.
+    pub(crate) fn kill(&mut self, q: QueueId, entry: Entry, reason: DeathReason) {
+        let Some(queue) = self.queues.get(&q) else {
+            return;
+        };
+        let Some(exchange) = queue.args.dead_letter_exchange.clone() else {
+            return;
+        };
+        self.dead.push_back(Dead {
+            vhost: queue.vhost,
+            queue: queue.name.clone(),
+            exchange,
+            routing_key: queue.args.dead_letter_routing_key.clone(),
+            entry,
+            reason,
+        });
+    }
+
+    /// Publishes pending dead letters to their exchanges. Each may make room in a full queue
+    /// and so kill another message; the work list ends because a message never re-enters a queue
+    /// it died in automatically.
+    pub(crate) fn process_dead_letters(&mut self, now: Instant) {
+        let mut targets = Vec::new();
+        while let Some(d) = self.dead.pop_front() {
+            if !self.vhosts[d.vhost].exchanges.contains_key(&d.exchange) {
+                continue; // RabbitMQ drops a dead letter whose exchange is missing.
+            }
+            let msg = dead_lettered(
+                &d.entry.msg,
+                d.reason,
+                &d.queue,
+                &d.exchange,
+                d.routing_key.as_deref(),
+                self.wall_clock(now),
+            );
+            self.route(
+                d.vhost,
+                &msg.exchange,
+                &msg.routing_key,
+                msg.properties.headers.as_ref(),
+                &mut targets,
+            );
+            if d.reason != DeathReason::Rejected {
+                let headers = msg.properties.headers.as_ref();
+                let queues = &self.queues;
+                targets.retain(|t| queues.get(t).is_some_and(|q| !is_cycle(&q.name, headers)));
+            }
+            let msg = Arc::new(msg);
+            for &t in &targets {
+                self.enqueue(t, Arc::clone(&msg), now);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nuropb_amqp::amqp::Properties;
+
+    fn message(headers: Option<Headers>, expiration: Option<&str>) -> Message {
+        let properties = Properties {
+            headers,
+            expiration: expiration.map(Into::into),
+            ..Default::default()
+        };
+        Message {
+            exchange: "nuropb-rpc-exchange".into(),
+            routing_key: "svc".into(),
+            properties,
+            raw_properties: Vec::new(),
+            body: b"{}".to_vec(),
+            ttl: None,
+        }
+    }
+
+    fn death(m: &Message, i: usize) -> &FieldTable {
+        let Some(AMQPValue::FieldArray(a)) = m.properties.headers.as_ref().unwrap().get("x-death")
+        else {
+            panic!("no x-death");
+        };
+        match &a.as_slice()[i] {
+            AMQPValue::FieldTable(t) => t,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn first_death_as_in_the_capture() {
+        let mut h = Headers::default();
+        h.insert("nuropb_protocol", long("0.1.1"));
+        h.insert("nuropb_version", long("0.1.8"));
+        h.insert("nuropb_type", long("command"));
+        h.insert("trace_id", long("t"));
+        h.insert("encrypted", long(""));
+        let m = message(Some(h), Some("1800000"));
+        let d = dead_lettered(
+            &m,
+            DeathReason::Rejected,
+            "nuropb-research-svc-sq",
+            "nuropb-dl-exchange",
+            None,
+            1_795_000_000,
+        );
+        let keys: Vec<&str> = d.properties.headers.as_ref().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "encrypted",
+                "nuropb_protocol",
+                "nuropb_type",
+                "nuropb_version",
+                "trace_id",
+                "x-death",
+                "x-first-death-exchange",
+                "x-first-death-queue",
+                "x-first-death-reason"
+            ]
+        );
+        let x = death(&d, 0).inner();
+        assert_eq!(x.get("count"), Some(&AMQPValue::LongLongInt(1)));
+        assert_eq!(x.get("reason"), Some(&long("rejected")));
+        assert_eq!(x.get("queue"), Some(&long("nuropb-research-svc-sq")));
+        assert_eq!(x.get("time"), Some(&AMQPValue::Timestamp(1_795_000_000)));
+        assert_eq!(x.get("exchange"), Some(&long("nuropb-rpc-exchange")));
+        assert_eq!(
+            x.get("routing-keys"),
+            Some(&AMQPValue::FieldArray(vec![long("svc")].into()))
+        );
+        assert_eq!(x.get("original-expiration"), Some(&long("1800000")));
+        assert_eq!(d.properties.expiration, None);
+        assert_eq!(d.exchange, "nuropb-dl-exchange");
+        assert_eq!(d.routing_key, "svc");
+        // The wire bytes say the same.
+        assert_eq!(Properties::decode(&d.raw_properties).unwrap(), d.properties);
+    }
+
+    #[test]
+    fn second_death_counts_and_cycles_are_seen() {
+        let m = message(None, None);
+        let once = dead_lettered(&m, DeathReason::Expired, "a", "dlx", Some("b"), 1);
+        assert_eq!(once.routing_key, "b");
+        let twice = dead_lettered(&once, DeathReason::Expired, "b", "dlx", Some("a"), 2);
+        let thrice = dead_lettered(&twice, DeathReason::Expired, "a", "dlx", Some("b"), 3);
+        assert_eq!(
+            death(&thrice, 0).inner().get("count"),
+            Some(&AMQPValue::LongLongInt(2))
+        );
+        assert_eq!(death(&thrice, 0).inner().get("queue"), Some(&long("a")));
+        assert_eq!(death(&thrice, 1).inner().get("queue"), Some(&long("b")));
+        let h = twice.properties.headers.as_ref();
+        assert!(is_cycle("a", h), "a -> b -> back to a, all expiries");
+        assert!(!is_cycle("c", h));
+        let rejected = dead_lettered(&once, DeathReason::Rejected, "b", "dlx", Some("a"), 2);
+        assert!(!is_cycle("a", rejected.properties.headers.as_ref()));
+        // First-death headers are written once.
+        let h = thrice.properties.headers.as_ref().unwrap();
+        assert_eq!(h.get("x-first-death-queue"), Some(&long("a")));
+    }
+}

@@ -1,0 +1,237 @@
+//! Writing frames, and the hand-written codecs of the hot path.
+//!
+//! Everything goes through `nuropb_amqp::amqp::frame`, except three methods that every message
+//! crosses — `basic.publish` and `basic.ack` in, `basic.deliver` out — which are parsed and written
+//! here without `amq-protocol`'s allocations, and content written from the publisher's own
+//! property bytes (RabbitMQ forwards them unchanged). Each is tested for equal bytes or values
+//! against the generic codec.
+
+use amq_protocol::protocol::AMQPClass;
+use amq_protocol::types::ShortString;
+use nuropb_amqp::amqp::frame::{FRAME_END, FRAME_OVERHEAD, MIN_FRAME_MAX, write_method};
+
+const FRAME_METHOD: u8 = 1;
+const FRAME_HEADER: u8 = 2;
+const FRAME_BODY: u8 = 3;
+
+/// Appends a method frame.
+pub(crate) fn method(out: &mut Vec<u8>, channel: u16, m: &AMQPClass) {
+    write_method(out, channel, m);
+}
+
+/// A short string from a string that may be longer than 255 bytes: cut at a character boundary.
+pub(crate) fn short(s: &str) -> ShortString {
+    let mut end = s.len().min(255);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    ShortString::try_new(&s[..end]).unwrap_or_default()
+}
+
+/// A reply text as RabbitMQ sends it: longer than 255 bytes, it keeps 252 and appends `...`.
+pub(crate) fn reply_text(text: &str) -> ShortString {
+    if text.len() <= 255 {
+        return short(text);
+    }
+    let mut end = 252;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    short(&format!("{}...", &text[..end]))
+}
+
+fn push_short(out: &mut Vec<u8>, s: &str) {
+    let s = &s.as_bytes()[..s.len().min(255)];
+    out.push(s.len() as u8);
+    out.extend_from_slice(s);
+}
+
+/// Appends a `basic.deliver` method frame.
+pub(crate) fn write_deliver(
+    out: &mut Vec<u8>,
+    channel: u16,
+    consumer_tag: &str,
+    delivery_tag: u64,
+    redelivered: bool,
+    exchange: &str,
+    routing_key: &str,
+) {
+    let start = out.len();
+    out.push(FRAME_METHOD);
+    out.extend_from_slice(&channel.to_be_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&[0, 60, 0, 60]);
+    push_short(out, consumer_tag);
+    out.extend_from_slice(&delivery_tag.to_be_bytes());
+    out.push(redelivered as u8);
+    push_short(out, exchange);
+    push_short(out, routing_key);
+    let size = (out.len() - start - 7) as u32;
+    out[start + 3..start + 7].copy_from_slice(&size.to_be_bytes());
+    out.push(FRAME_END);
+}
+
+/// Appends a content header frame carrying `raw_properties` (flags and list, as received) and the
+/// body split into frames of at most `frame_max - 8` bytes — the same bytes
+/// `nuropb_amqp::amqp::frame::write_content` writes for the decoded properties.
+pub(crate) fn write_content_raw(
+    out: &mut Vec<u8>,
+    channel: u16,
+    raw_properties: &[u8],
+    body: &[u8],
+    frame_max: u32,
+) {
+    let chunk = (frame_max.max(MIN_FRAME_MAX) as usize) - FRAME_OVERHEAD;
+    out.reserve(FRAME_OVERHEAD * 2 + 12 + raw_properties.len() + body.len());
+    out.push(FRAME_HEADER);
+    out.extend_from_slice(&channel.to_be_bytes());
+    out.extend_from_slice(&((12 + raw_properties.len()) as u32).to_be_bytes());
+    out.extend_from_slice(&[0, 60, 0, 0]);
+    out.extend_from_slice(&(body.len() as u64).to_be_bytes());
+    out.extend_from_slice(raw_properties);
+    out.push(FRAME_END);
+    for part in body.chunks(chunk) {
+        out.push(FRAME_BODY);
+        out.extend_from_slice(&channel.to_be_bytes());
+        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        out.extend_from_slice(part);
+        out.push(FRAME_END);
+    }
+}
+
+/// The class and method ids at the start of a method payload.
+pub(crate) fn method_ids(payload: &[u8]) -> Option<(u16, u16)> {
+    let (ids, _) = payload.split_first_chunk::<4>()?;
+    Some((
+        u16::from_be_bytes([ids[0], ids[1]]),
+        u16::from_be_bytes([ids[2], ids[3]]),
+    ))
+}
+
+fn take_short<'a>(input: &mut &'a [u8]) -> Option<&'a str> {
+    let (&len, rest) = input.split_first()?;
+    let bytes = rest.get(..len as usize)?;
+    *input = &rest[len as usize..];
+    std::str::from_utf8(bytes).ok()
+}
+
+/// `basic.publish` arguments: exchange, routing key, mandatory, immediate. `None` when malformed
+/// (the generic decoder then reports the error).
+pub(crate) fn parse_publish(payload: &[u8]) -> Option<(&str, &str, bool, bool)> {
+    let mut args = payload.get(4..)?;
+    let (_ticket, rest) = args.split_first_chunk::<2>()?;
+    args = rest;
+    let exchange = take_short(&mut args)?;
+    let routing_key = take_short(&mut args)?;
+    let (&bits, rest) = args.split_first()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    Some((exchange, routing_key, bits & 1 != 0, bits & 2 != 0))
+}
+
+/// `basic.ack` arguments: delivery tag, multiple.
+pub(crate) fn parse_ack(payload: &[u8]) -> Option<(u64, bool)> {
+    let args = payload.get(4..)?;
+    let (tag, rest) = args.split_first_chunk::<8>()?;
+    match rest {
+        [bits] => Some((u64::from_be_bytes(*tag), bits & 1 != 0)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::protocol::basic;
+    use nuropb_amqp::amqp::frame::{FrameReader, write_content};
+    use nuropb_amqp::amqp::{AMQPValue, Frame, Headers, Properties};
+
+    #[test]
+    fn deliver_matches_the_generic_codec() {
+        let mut generic = Vec::new();
+        let m = AMQPClass::Basic(basic::AMQPMethod::Deliver(basic::Deliver {
+            consumer_tag: "amq.ctag-x".into(),
+            delivery_tag: 0x0102_0304_0506_0708,
+            redelivered: true,
+            exchange: "nuropb-rpc-exchange".into(),
+            routing_key: "svc".into(),
+        }));
+        method(&mut generic, 7, &m);
+        let mut fast = Vec::new();
+        write_deliver(
+            &mut fast,
+            7,
+            "amq.ctag-x",
+            0x0102_0304_0506_0708,
+            true,
+            "nuropb-rpc-exchange",
+            "svc",
+        );
+        assert_eq!(fast, generic);
+    }
+
+    #[test]
+    fn raw_content_matches_write_content() {
+        let mut headers = Headers::default();
+        headers.insert("nuropb_type", AMQPValue::LongString("request".into()));
+        let props = Properties {
+            content_type: Some("application/json".into()),
+            headers: Some(headers),
+            expiration: Some("1000".into()),
+            ..Default::default()
+        };
+        let mut raw = Vec::new();
+        props.encode(&mut raw);
+        for len in [0, 1, 4088, 4089, 10_000] {
+            let body = vec![9u8; len];
+            let mut a = Vec::new();
+            write_content(&mut a, 3, 60, &props, &body, 4096);
+            let mut b = Vec::new();
+            write_content_raw(&mut b, 3, &raw, &body, 4096);
+            assert_eq!(a, b, "body of {len} bytes");
+        }
+    }
+
+    fn payload_of(m: &AMQPClass) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        method(&mut bytes, 1, m);
+        bytes[7..bytes.len() - 1].to_vec()
+    }
+
+    #[test]
+    fn publish_and_ack_parse_as_the_generic_codec() {
+        for (x, k, mandatory, immediate) in [("", "q", false, false), ("ex", "a.b", true, true)] {
+            let m = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+                exchange: x.into(),
+                routing_key: k.into(),
+                mandatory,
+                immediate,
+            }));
+            assert_eq!(
+                parse_publish(&payload_of(&m)),
+                Some((x, k, mandatory, immediate))
+            );
+        }
+        let m = AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+            delivery_tag: 42,
+            multiple: true,
+        }));
+        assert_eq!(parse_ack(&payload_of(&m)), Some((42, true)));
+        assert_eq!(parse_ack(&payload_of(&m)[..10]), None);
+        // The reader agrees on what the bytes are.
+        let mut bytes = Vec::new();
+        method(&mut bytes, 1, &m);
+        let mut frames = Vec::new();
+        FrameReader::new(4096).read(&bytes, &mut frames).unwrap();
+        assert_eq!(frames, [Frame::Method(1, m)]);
+    }
+
+    #[test]
+    fn long_reply_texts_are_cut_like_rabbitmq() {
+        let t = reply_text(&"é".repeat(200));
+        assert!(t.as_str().len() <= 255);
+        assert!(t.as_str().ends_with("..."));
+        assert_eq!(reply_text("short").as_str(), "short");
+    }
+}
