@@ -22,10 +22,13 @@ use nuropb_amqp::amqp::{
     QueueDeclare, RawFrame, RequestId, Returned, ShortString,
 };
 
+/// `shared/wire/wire-captures` beside the project (`NUROPB_WIRE_CAPTURES` may point elsewhere).
 fn captures_dir() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    // /work/main/nuropb-amqp → /work/shared/wire/wire-captures
-    here.join("../../shared/wire/wire-captures")
+    if let Some(dir) = std::env::var_os("NUROPB_WIRE_CAPTURES") {
+        return dir.into();
+    }
+    // <project>/nuropb-amqp → <project>/../shared/wire/wire-captures
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/wire/wire-captures")
 }
 
 /// A capture, parsed once per test process.
