@@ -191,7 +191,12 @@ impl Connector {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let endpoint = Endpoint::new(config, self.settings.amqp_config(), Instant::now(), unix)?;
+        // Shown by RabbitMQ as the connection's name: which participant, which instance.
+        let amqp = self
+            .settings
+            .amqp_config()
+            .connection_name(format!("{name} {instance_id}"));
+        let endpoint = Endpoint::new(config, amqp, Instant::now(), unix)?;
         let (commands, receiver) = mpsc::unbounded();
         let (ready, started) = oneshot::channel();
         let driver = Driver::new(

@@ -1,35 +1,11 @@
 //! End to end on the machine's RabbitMQ (NUROPB_TEST_AMQP_URL, default 127.0.0.1:5672).
 
-use nuropb_tokio::{
-    CallContext, ConnectionSettings, ErrorKind, Method, NuropbError, Request, Service,
-};
+mod support;
+
+use nuropb_tokio::{CallContext, ErrorKind, Method, NuropbError, Request, Service};
 use serde_json::json;
 use std::time::Duration;
-
-fn settings(vhost: &str) -> ConnectionSettings {
-    let base = std::env::var("NUROPB_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    ConnectionSettings::from_url(&base)
-        .unwrap()
-        .with_vhost(vhost)
-}
-
-async fn mesh(name: &str) -> ConnectionSettings {
-    let settings = settings(&format!(
-        "nuropb-test-{name}-{}",
-        nuropb_tokio::random_hex()
-    ));
-    nuropb_tokio::create_vhost(&settings)
-        .await
-        .expect("RabbitMQ's management API must answer");
-    let client = nuropb_tokio::connector(settings.clone())
-        .client()
-        .await
-        .unwrap();
-    client.configure_mesh().await.unwrap();
-    client.shutdown(Duration::from_secs(1)).await;
-    settings
-}
+use support::mesh;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_response_round_trip() {
@@ -89,4 +65,79 @@ async fn request_response_round_trip() {
     client.shutdown(Duration::from_secs(1)).await;
     served.shutdown(Duration::from_secs(1)).await;
     nuropb_tokio::delete_vhost(&settings).await.unwrap();
+}
+
+/// A service whose connection the broker closes (`rabbitmqctl close_connection`) while calls are in
+/// flight: every call resolves — with its result, or with a transport error — and after the
+/// reconnect the service answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_resolves_when_the_broker_closes_the_service_connection() {
+    let settings = mesh("closeconn").await;
+    let instance = nuropb_tokio::random_hex();
+    let service = Service::new("slowpoke")
+        .instance_id(instance.clone())
+        .prefetch(16)
+        .method(Method::new(
+            "nap",
+            |_ctx: CallContext, p: serde_json::Value| async move {
+                let ms = p["ms"].as_u64().unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok::<_, NuropbError>(ms)
+            },
+        ));
+    let served = nuropb_tokio::connector(settings.clone())
+        .serve(service)
+        .await
+        .unwrap();
+    let client = nuropb_tokio::connector(settings.clone())
+        .client()
+        .await
+        .unwrap();
+    let calls: Vec<_> = (0..40u64)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let request = Request::new("slowpoke", "nap")
+                    .params(json!({"ms": i * 10}))
+                    .timeout(Duration::from_secs(20));
+                client.send(request).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let closed = tokio::task::spawn_blocking(move || support::broker::close_connections(&instance))
+        .await
+        .unwrap();
+    assert_eq!(closed, 1, "the service's connection");
+    let mut answered = 0;
+    for call in calls {
+        match tokio::time::timeout(Duration::from_secs(25), call).await {
+            Ok(Ok(Ok(_))) => answered += 1,
+            Ok(Ok(Err(e))) => assert!(
+                matches!(e.kind, ErrorKind::Transport | ErrorKind::Timeout),
+                "unexpected error {e}"
+            ),
+            other => panic!("a call did not resolve: {other:?}"),
+        }
+    }
+    assert!(
+        answered > 0,
+        "some calls finished before the close or after the reconnect"
+    );
+    // The service reconnects and serves again; the client still works.
+    let mut served_again = false;
+    for _ in 0..50 {
+        let request = Request::new("slowpoke", "nap")
+            .params(json!({"ms": 1}))
+            .timeout(Duration::from_secs(2));
+        if client.send(request).await.is_ok() {
+            served_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(served_again, "the service did not come back");
+    client.shutdown(Duration::from_secs(1)).await;
+    served.shutdown(Duration::from_secs(1)).await;
+    support::drop_mesh(&settings).await;
 }

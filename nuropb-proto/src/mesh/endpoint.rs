@@ -451,7 +451,11 @@ impl Endpoint {
     fn on_channel_closed(&mut self, reply_code: u16, reply_text: String, by_peer: bool) {
         self.channel = None;
         self.lose_channel(&format!("channel closed: {reply_code} {reply_text}"));
+        // Refused while setting up (a second single instance, an unconfigured mesh): a reconnect
+        // will not change that. Refused later (a publish to a missing exchange): start the
+        // channel over; the request that caused it has failed.
         let permanent = by_peer
+            && self.phase == Phase::Starting
             && matches!(
                 reply_code,
                 amqp::reply_code::ACCESS_REFUSED | amqp::reply_code::NOT_FOUND | RESOURCE_LOCKED
@@ -466,7 +470,8 @@ impl Endpoint {
                 ErrorKind::Transport,
                 format!("the broker refused the endpoint: {reply_code} {reply_text}{hint}"),
             ));
-        } else if matches!(self.phase, Phase::Starting | Phase::Ready) {
+        } else if matches!(self.phase, Phase::Starting | Phase::Ready) && self.conn.is_open() {
+            // When the whole connection is going, its Closed event follows instead.
             self.open_channel();
         }
     }

@@ -109,3 +109,4 @@ pub fn script(name: &str) -> PathBuf {
         .join("tests/interop")
         .join(name)
 }
+pub mod broker;
