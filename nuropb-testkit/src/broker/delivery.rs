@@ -69,10 +69,28 @@ impl Broker {
         Room::Yes
     }
 
-    /// Delivers from queue `q` while it has messages and a consumer has room.
+    /// Delivers from queue `q` while it has messages and a consumer has room, then expires what
+    /// is due at its head. A message whose TTL ends right now (TTL 0) still goes to a consumer
+    /// that is ready for it, as on RabbitMQ.
     fn dispatch(&mut self, q: QueueId, now: Instant) {
+        self.deliver_ready(q, now);
+        while let Some(e) = self
+            .queues
+            .get_mut(&q)
+            .and_then(|x| x.pop_expired(now, false))
+        {
+            self.kill(q, e, DeathReason::Expired);
+            self.deliver_ready(q, now);
+        }
+    }
+
+    fn deliver_ready(&mut self, q: QueueId, now: Instant) {
         loop {
-            while let Some(e) = self.queues.get_mut(&q).and_then(|x| x.pop_expired(now)) {
+            while let Some(e) = self
+                .queues
+                .get_mut(&q)
+                .and_then(|x| x.pop_expired(now, true))
+            {
                 self.kill(q, e, DeathReason::Expired);
             }
             let Some(queue) = self.queues.get_mut(&q) else {
@@ -177,7 +195,11 @@ impl Broker {
             .ok_or_else(|| AmqpError::internal("get before any time was given"))?;
         let name = self.queue_name(c, ch, m.queue.as_str())?;
         let q = self.usable_queue(c, &name)?;
-        while let Some(e) = self.queues.get_mut(&q).and_then(|x| x.pop_expired(now)) {
+        while let Some(e) = self
+            .queues
+            .get_mut(&q)
+            .and_then(|x| x.pop_expired(now, false))
+        {
             self.kill(q, e, DeathReason::Expired);
         }
         let Broker {

@@ -219,10 +219,11 @@ impl Queue {
         Some(e)
     }
 
-    /// Takes the head message if it has expired at `now`.
-    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<Entry> {
+    /// Takes the head message if it has expired at `now`. `strictly`: only if it expired before
+    /// `now` — a message whose TTL ends right now (TTL 0) may still go to a waiting consumer.
+    pub(crate) fn pop_expired(&mut self, now: Instant, strictly: bool) -> Option<Entry> {
         match self.messages.front()?.expires_at {
-            Some(at) if at <= now => self.pop(),
+            Some(at) if at < now || (at == now && !strictly) => self.pop(),
             _ => None,
         }
     }
@@ -363,16 +364,19 @@ mod tests {
         q.push(msg("short", Some(10)), now, NO_LIMIT);
         assert_eq!(q.head_expiry(), Some(now + Duration::from_millis(1000)));
         // The short-lived one is behind a live head: it waits.
-        assert!(q.pop_expired(now + Duration::from_millis(20)).is_none());
+        assert!(
+            q.pop_expired(now + Duration::from_millis(20), false)
+                .is_none()
+        );
         assert_eq!(
-            q.pop_expired(now + Duration::from_millis(1000))
+            q.pop_expired(now + Duration::from_millis(1000), false)
                 .unwrap()
                 .msg
                 .body,
             b"long"
         );
         assert_eq!(
-            q.pop_expired(now + Duration::from_millis(1000))
+            q.pop_expired(now + Duration::from_millis(1000), false)
                 .unwrap()
                 .msg
                 .body,
