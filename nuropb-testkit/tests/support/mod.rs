@@ -208,6 +208,7 @@ impl Client {
         self.send_bytes(h, &bytes);
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn publish_with(
         &mut self,
         h: &mut Harness,
