@@ -1,6 +1,5 @@
-//! Staging crate for the sans-IO AMQP 0-9-1 layer of NuroPb.
-//!
-//! Everything lives under [`amqp`] so that the module moves into `nuropb-proto` unchanged.
+//! The AMQP client moved to [`nuropb_proto::amqp`]; this crate re-exports it while code that
+//! still names `nuropb_amqp` moves over.
 #![forbid(unsafe_code)]
 
-pub mod amqp;
+pub use nuropb_proto::amqp;

@@ -11,10 +11,10 @@
 //! - [`error`]: [`NuropbError`], whose kinds carry the Python exception class names.
 //! - [`crypto`]: RSA-OAEP-wrapped Fernet keys, one per correlation id, in a bounded store.
 //! - [`describe`]: service descriptions, and how a Rust service declares its methods.
-//! - [`amqp`]: the AMQP 0-9-1 frame layer and content properties.
+//! - [`amqp`]: the AMQP 0-9-1 client connection: a state machine over `amq-protocol`'s codec.
 #![forbid(unsafe_code)]
 
-pub use nuropb_amqp::amqp;
+pub mod amqp;
 pub mod crypto;
 pub mod describe;
 pub mod error;

@@ -1,11 +1,12 @@
 //! The connection handshake against a scripted broker: start / start-ok with PLAIN and client
 //! properties, tune / tune-ok negotiation, open / open-ok, and each way it can be refused.
 
+#[path = "amqp_support/mod.rs"]
 mod support;
 
 use std::time::Duration;
 
-use nuropb_amqp::amqp::{
+use nuropb_proto::amqp::{
     AMQPClass, AMQPValue, Config, Connection, ConnectionError, Error, Event, FieldTable, Frame,
     Tuning,
 };

@@ -26,7 +26,7 @@ pub const MAX_NESTING: usize = 16;
 /// A header field table that keeps its entries in insertion order.
 ///
 /// ```
-/// use nuropb_amqp::amqp::{AMQPValue, Headers};
+/// use nuropb_proto::amqp::{AMQPValue, Headers};
 ///
 /// let mut headers = Headers::default();
 /// headers.insert("nuropb_type", AMQPValue::LongString("request".into()));
@@ -153,7 +153,7 @@ impl FromIterator<(ShortString, AMQPValue)> for Headers {
 ///
 /// Every property is optional; an absent property is not written, a present one sets its flag bit.
 /// ```
-/// use nuropb_amqp::amqp::Properties;
+/// use nuropb_proto::amqp::Properties;
 ///
 /// let props = Properties { content_type: Some("application/json".into()), ..Default::default() };
 /// let mut bytes = Vec::new();

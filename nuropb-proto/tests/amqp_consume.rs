@@ -1,9 +1,10 @@
 //! Consuming against a scripted broker: consume (exclusive, no_ack, server tags), deliveries
 //! reassembled from header and body frames, ack / nack / reject, cancel from both sides, get.
 
+#[path = "amqp_support/mod.rs"]
 mod support;
 
-use nuropb_amqp::amqp::{
+use nuropb_proto::amqp::{
     AMQPClass, Completion, Config, Consume, Delivery, Event, FieldTable, GetMessage, Properties,
 };
 use support::frames::{self, basic};
@@ -94,7 +95,7 @@ fn bodies_across_many_frames_and_empty_bodies_are_reassembled() {
     );
     // method, header, then 3 body frames of at most 4088 bytes
     let mut frames_seen = Vec::new();
-    nuropb_amqp::amqp::FrameReader::new(4096)
+    nuropb_proto::amqp::FrameReader::new(4096)
         .read(&bytes, &mut frames_seen)
         .unwrap();
     assert_eq!(frames_seen.len(), 5);
@@ -191,7 +192,7 @@ fn ack_nack_and_reject_go_out_with_their_flags() {
     assert_eq!(peer.expect_method(ch), frames::reject(11, false));
     assert_eq!(
         peer.conn.basic_ack(99, 1, false),
-        Err(nuropb_amqp::amqp::Error::ChannelNotOpen(99))
+        Err(nuropb_proto::amqp::Error::ChannelNotOpen(99))
     );
 }
 
@@ -363,4 +364,43 @@ fn get_returns_a_message_or_empty() {
             }
         ]
     );
+}
+
+/// RabbitMQ answers `basic.consume` from the queue's process: its consume-ok can come after the
+/// replies to methods sent later. Each reply completes the request waiting for its kind.
+#[test]
+fn a_consume_ok_overtaken_by_a_later_declare_ok_completes_the_right_requests() {
+    let mut peer = Peer::connected(Config::default());
+    let ch = peer.open_channel();
+    let consume = peer.conn.basic_consume(ch, &Consume::new("rq")).unwrap();
+    let declare = peer
+        .conn
+        .queue_declare(ch, &nuropb_proto::amqp::QueueDeclare::new("eq"))
+        .unwrap();
+    peer.expect_method(ch);
+    peer.expect_method(ch);
+    peer.send(ch, frames::queue_declare_ok("eq", 0, 0));
+    peer.send(ch, frames::consume_ok("ctag-rq"));
+    assert_eq!(
+        peer.events(),
+        [
+            Event::Completed {
+                channel: ch,
+                request: declare,
+                result: Ok(Completion::QueueDeclared {
+                    queue: "eq".into(),
+                    message_count: 0,
+                    consumer_count: 0
+                })
+            },
+            Event::Completed {
+                channel: ch,
+                request: consume,
+                result: Ok(Completion::ConsumeStarted {
+                    consumer_tag: "ctag-rq".into()
+                })
+            },
+        ]
+    );
+    assert!(peer.conn.is_open(), "no protocol violation");
 }

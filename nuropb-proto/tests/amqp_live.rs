@@ -10,7 +10,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use nuropb_amqp::amqp::{
+use nuropb_proto::amqp::{
     AMQPValue, Completion, Config, Confirm, Connection, ConnectionError, Consume, Delivery, Event,
     Headers, Properties, Publish, QueueDeclare, RequestFailed, Returned, reply_code,
 };
@@ -152,7 +152,7 @@ impl Driver {
         }
     }
 
-    fn completed(&mut self, request: nuropb_amqp::amqp::RequestId) -> Completion {
+    fn completed(&mut self, request: nuropb_proto::amqp::RequestId) -> Completion {
         self.wait_for("a completion", |e| match e {
             Event::Completed {
                 request: r, result, ..
@@ -473,7 +473,7 @@ fn live_channel_errors_are_reported_with_the_broker_code() {
     let other = d.open_channel();
     let delete = d
         .conn
-        .queue_delete(other, &nuropb_amqp::amqp::QueueDelete::new(queue.as_str()))
+        .queue_delete(other, &nuropb_proto::amqp::QueueDelete::new(queue.as_str()))
         .unwrap();
     d.completed(delete);
     let cancelled = d.wait_for("ConsumerCancelled", |e| match e {

@@ -1,5 +1,5 @@
-//! One channel's state: open/closing, the requests awaiting their reply (answered in order, as
-//! AMQP guarantees per channel), a content being received, and publisher confirms.
+//! One channel's state: open/closing, the requests awaiting their reply (answered in order per
+//! kind of reply, see [`Channel::take_reply`]), a content being received, and publisher confirms.
 
 use std::collections::VecDeque;
 
@@ -68,14 +68,20 @@ impl Channel {
         self.pending.push_back((request, expect));
     }
 
-    /// Takes the oldest request, which must be waiting for `got`.
+    /// Takes the oldest request waiting for `got`.
+    ///
+    /// Replies come in request order with one exception that matters: RabbitMQ answers
+    /// `basic.consume` from the queue's process, so a `consume-ok` can overtake the replies to
+    /// methods sent after it (seen with a consume pipelined before a `queue.declare`). So a reply
+    /// completes the oldest request waiting for that kind of reply, not merely the oldest request.
     pub(crate) fn take_reply(&mut self, got: Expect, what: &str) -> Result<RequestId, Violation> {
-        match self.pending.front() {
-            Some(&(request, expect)) if expect == got => {
-                self.pending.pop_front();
-                Ok(request)
-            }
-            _ => Err(Violation::new(
+        match self.pending.iter().position(|&(_, expect)| expect == got) {
+            Some(at) => Ok(self
+                .pending
+                .remove(at)
+                .map(|(request, _)| request)
+                .unwrap_or(RequestId(0))),
+            None => Err(Violation::new(
                 reply_code::COMMAND_INVALID,
                 format!("{what} that no request is waiting for"),
             )),
@@ -143,17 +149,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn replies_are_matched_in_order_and_the_rest_fail_on_close() {
+    fn replies_are_matched_by_kind_in_order_and_the_rest_fail_on_close() {
         let mut ch = Channel::new();
         let mut events = VecDeque::new();
         ch.await_reply(RequestId(1), Expect::QueueDeclareOk);
         ch.await_reply(RequestId(2), Expect::QosOk);
+        ch.await_reply(RequestId(3), Expect::QueueDeclareOk);
+        // A reply nobody waits for is a protocol violation.
         assert_eq!(
-            ch.take_reply(Expect::QosOk, "basic.qos-ok")
+            ch.take_reply(Expect::CancelOk, "basic.cancel-ok")
                 .unwrap_err()
                 .code,
             503
         );
+        // A declare-ok completes the oldest declare, even with a qos waiting before it.
         ch.complete(
             1,
             Expect::QueueDeclareOk,
@@ -162,6 +171,10 @@ mod tests {
             &mut events,
         )
         .unwrap();
+        assert_eq!(
+            ch.take_reply(Expect::QueueDeclareOk, "queue.declare-ok"),
+            Ok(RequestId(3))
+        );
         ch.gone(
             &mut events,
             Closed {

@@ -2,8 +2,8 @@
 
 #[allow(unused_imports)]
 pub use amq_protocol::protocol::{basic, channel, confirm, connection, exchange, queue};
-pub use nuropb_amqp::amqp::AMQPClass;
-use nuropb_amqp::amqp::{AMQPValue, FieldTable};
+pub use nuropb_proto::amqp::AMQPClass;
+use nuropb_proto::amqp::{AMQPValue, FieldTable};
 
 pub use AMQPClass::Connection as Conn;
 pub use connection::AMQPMethod::StartOk;

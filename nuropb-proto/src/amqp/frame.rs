@@ -108,7 +108,7 @@ impl FrameError {
 /// Reassembles frames from chunks of bytes.
 ///
 /// ```
-/// use nuropb_amqp::amqp::frame::{write_heartbeat, Frame, FrameReader};
+/// use nuropb_proto::amqp::frame::{write_heartbeat, Frame, FrameReader};
 ///
 /// let mut bytes = Vec::new();
 /// write_heartbeat(&mut bytes);
@@ -224,7 +224,7 @@ impl FrameReader {
     /// [`FrameError::reply_code`].
     ///
     /// ```
-    /// use nuropb_amqp::amqp::frame::{write_heartbeat, FrameReader, RawFrame};
+    /// use nuropb_proto::amqp::frame::{write_heartbeat, FrameReader, RawFrame};
     ///
     /// let mut bytes = Vec::new();
     /// write_heartbeat(&mut bytes);

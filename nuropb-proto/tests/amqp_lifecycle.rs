@@ -1,10 +1,11 @@
 //! Closing from either side, and heartbeats with virtual time.
 
+#[path = "amqp_support/mod.rs"]
 mod support;
 
 use std::time::Duration;
 
-use nuropb_amqp::amqp::{Config, ConnectionError, Error, Event, Frame, Properties, Publish};
+use nuropb_proto::amqp::{Config, ConnectionError, Error, Event, Frame, Properties, Publish};
 use support::Peer;
 use support::frames;
 

@@ -1,9 +1,10 @@
 //! Protocol violations by the broker close the connection with the right reply code, and no input
 //! makes the client panic.
 
+#[path = "amqp_support/mod.rs"]
 mod support;
 
-use nuropb_amqp::amqp::{AMQPClass, Config, Connection, Event, Properties};
+use nuropb_proto::amqp::{AMQPClass, Config, Connection, Event, Properties};
 use proptest::prelude::*;
 use support::frames::{self, basic, queue};
 use support::{Peer, content_bytes, method_bytes};
@@ -160,7 +161,7 @@ fn replies_nobody_asked_for_are_invalid_commands() {
     // Out of order: the qos reply comes first.
     let (mut peer, ch) = consuming();
     peer.conn
-        .queue_declare(ch, &nuropb_amqp::amqp::QueueDeclare::new("q"))
+        .queue_declare(ch, &nuropb_proto::amqp::QueueDeclare::new("q"))
         .unwrap();
     peer.conn.basic_qos(ch, 1, false).unwrap();
     peer.discard();
@@ -214,10 +215,10 @@ fn a_deeply_nested_table_in_any_method_is_refused_without_overflowing_the_stack(
     peer.expect_violation(501);
     // The same frame through the plain frame reader.
     let mut frames_out = Vec::new();
-    let err = nuropb_amqp::amqp::FrameReader::new(u32::MAX)
+    let err = nuropb_proto::amqp::FrameReader::new(u32::MAX)
         .read(&support::raw_method(ch, &payload), &mut frames_out)
         .unwrap_err();
-    assert_eq!(err, nuropb_amqp::amqp::FrameError::BadMethod(ch));
+    assert_eq!(err, nuropb_proto::amqp::FrameError::BadMethod(ch));
     // And in a content header's headers table.
     let (mut peer, ch) = consuming();
     peer.send(ch, frames::deliver("t", 1, false, "", "q"));

@@ -11,7 +11,7 @@ use crate::amqp::error::Error;
 /// frame_max 131 072, channel_max 2047, locale `en_US`, vhost `/`, user `guest`.
 ///
 /// ```
-/// use nuropb_amqp::amqp::Config;
+/// use nuropb_proto::amqp::Config;
 ///
 /// let config = Config::new("guest", "guest", "nuropb")
 ///     .nuropb_identity("research-svc", "svcinstance00000000000000000000a1", false)

@@ -5,7 +5,7 @@
 //! struct update syntax:
 //!
 //! ```
-//! use nuropb_amqp::amqp::QueueDeclare;
+//! use nuropb_proto::amqp::QueueDeclare;
 //!
 //! let declare = QueueDeclare { durable: true, ..QueueDeclare::new("nuropb-research-svc-sq") };
 //! assert!(!declare.exclusive);

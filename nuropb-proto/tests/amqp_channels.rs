@@ -1,9 +1,10 @@
 //! Channels and synchronous methods against a scripted broker: open and close from both sides,
 //! declares, binds, purges, deletes, qos, and how pending requests fail when a channel closes.
 
+#[path = "amqp_support/mod.rs"]
 mod support;
 
-use nuropb_amqp::amqp::{
+use nuropb_proto::amqp::{
     AMQPClass, AMQPValue, Completion, Config, Error, Event, ExchangeDeclare, ExchangeDelete,
     FieldTable, QueueBind, QueueDeclare, QueueDelete, QueuePurge, QueueUnbind, RequestFailed,
 };

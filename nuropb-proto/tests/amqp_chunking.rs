@@ -3,11 +3,12 @@
 //! confirms, a return, a broker cancel, blocked/unblocked, a channel close and a connection close.
 //! (`replay.rs` does the same over the recorded captures.)
 
+#[path = "amqp_support/mod.rs"]
 mod support;
 
 use std::time::Instant;
 
-use nuropb_amqp::amqp::{
+use nuropb_proto::amqp::{
     AMQPClass, Config, Connection, Consume, Event, Properties, Publish, QueueDeclare,
 };
 use proptest::prelude::*;

@@ -15,8 +15,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
 
 use amq_protocol::protocol::{AMQPClass, basic, channel, connection, exchange, queue};
-use nuropb_amqp::amqp::frame::{write_method, write_protocol_header};
-use nuropb_amqp::amqp::{
+use nuropb_proto::amqp::frame::{write_method, write_protocol_header};
+use nuropb_proto::amqp::{
     AMQPValue, ChannelId, Completion, Config, Connection, ConnectionError, Consume, Delivery,
     Event, ExchangeDeclare, FieldTable, Frame, FrameReader, Properties, Publish, QueueBind,
     QueueDeclare, RawFrame, RequestId, Returned, ShortString,
@@ -27,7 +27,7 @@ fn captures_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("NUROPB_WIRE_CAPTURES") {
         return dir.into();
     }
-    // <project>/nuropb-amqp → <project>/../shared/wire/wire-captures
+    // <project>/nuropb-proto → <project>/../shared/wire/wire-captures
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/wire/wire-captures")
 }
 

@@ -6,8 +6,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use nuropb_amqp::amqp::frame::{write_content, write_method};
-use nuropb_amqp::amqp::{
+use nuropb_proto::amqp::frame::{write_content, write_method};
+use nuropb_proto::amqp::{
     AMQPClass, AMQPValue, ChannelId, Config, Connection, Event, FieldTable, Frame, FrameReader,
     Properties, Tuning,
 };
@@ -204,7 +204,7 @@ impl Peer {
             Some(Event::Closed {
                 reply_code,
                 error:
-                    Some(nuropb_amqp::amqp::ConnectionError::ProtocolViolation {
+                    Some(nuropb_proto::amqp::ConnectionError::ProtocolViolation {
                         reply_code: c, ..
                     }),
                 ..
@@ -240,7 +240,7 @@ pub fn content_bytes(
 /// NuroPb-like properties: content type, the five headers in order, correlation id, reply-to,
 /// expiration.
 pub fn nuropb_properties(kind: &str) -> Properties {
-    let mut headers = nuropb_amqp::amqp::Headers::default();
+    let mut headers = nuropb_proto::amqp::Headers::default();
     let s = |v: &str| AMQPValue::LongString(v.into());
     headers.insert("nuropb_protocol", s("0.1.1"));
     headers.insert("nuropb_version", s("0.1.8"));

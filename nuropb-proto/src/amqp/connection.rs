@@ -76,7 +76,7 @@ use crate::amqp::heartbeat::{Due, Heartbeat};
 ///
 /// ```
 /// use std::time::Instant;
-/// use nuropb_amqp::amqp::{Config, Connection, Event};
+/// use nuropb_proto::amqp::{Config, Connection, Event};
 ///
 /// let now = Instant::now();
 /// let mut conn = Connection::new(Config::new("guest", "guest", "/"), now).unwrap();

@@ -6,13 +6,13 @@
 //!   an adapter does) and dropped;
 //! - `publishes`: `basic_publish` of the same message, then one `poll_transmit` per batch.
 //!
-//! Run: `cargo bench -p nuropb-amqp --bench connection`
+//! Run: `cargo bench -p nuropb-proto --bench connection`
 
 use std::time::Instant;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use nuropb_amqp::amqp::frame::{write_content, write_method};
-use nuropb_amqp::amqp::{
+use nuropb_proto::amqp::frame::{write_content, write_method};
+use nuropb_proto::amqp::{
     AMQPClass, AMQPValue, Config, Connection, Consume, Event, Headers, Properties, Publish,
 };
 

@@ -1,9 +1,10 @@
 //! Publishing against a scripted broker: the method, header and body frames split at frame_max,
 //! mandatory returns, publisher confirms mapped back to each publish, blocked / unblocked.
 
+#[path = "amqp_support/mod.rs"]
 mod support;
 
-use nuropb_amqp::amqp::{
+use nuropb_proto::amqp::{
     AMQPClass, Completion, Config, Confirm, ContentHeader, Error, Event, Frame, Properties,
     Publish, Returned,
 };
@@ -340,7 +341,7 @@ fn transmit_coalesces_everything_pending_into_one_buffer() {
     let n = peer.conn.poll_transmit(&mut buf);
     assert_eq!(n, buf.len());
     let mut frames = Vec::new();
-    nuropb_amqp::amqp::FrameReader::new(131_072)
+    nuropb_proto::amqp::FrameReader::new(131_072)
         .read(&buf, &mut frames)
         .unwrap();
     assert_eq!(frames.len(), 3 * 3 + 1);
