@@ -158,12 +158,12 @@ fn replies_nobody_asked_for_are_invalid_commands() {
     let (mut peer, ch) = consuming();
     peer.send(ch, frames::queue_declare_ok("q", 0, 0));
     peer.expect_violation(503);
-    // Out of order: the qos reply comes first.
+    // A reply of another kind than any request waits for (replies may overtake one another
+    // across kinds, see amqp_consume.rs, but never answer what nobody asked).
     let (mut peer, ch) = consuming();
     peer.conn
         .queue_declare(ch, &nuropb_proto::amqp::QueueDeclare::new("q"))
         .unwrap();
-    peer.conn.basic_qos(ch, 1, false).unwrap();
     peer.discard();
     peer.send(ch, frames::qos_ok());
     peer.expect_violation(503);
