@@ -22,26 +22,43 @@ const ROLE: &str = "NUROPB_BENCH_ROLE";
 fn cpu_seconds(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, f)| f.split_whitespace().collect()).unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, f)| f.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
     (ticks(11) + ticks(12)) / 100.0
 }
 
 fn settings() -> ConnectionSettings {
-    let base = std::env::var("NUROPB_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    ConnectionSettings::from_url(&base).expect("an AMQP URL").with_vhost("nuropb-bench")
+    let base = std::env::var("NUROPB_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    ConnectionSettings::from_url(&base)
+        .expect("an AMQP URL")
+        .with_vhost("nuropb-bench")
 }
 
 fn bench_service(prefetch: u16, events: Arc<AtomicU64>) -> Service {
     let seen = events.clone();
     Service::new("bench")
         .prefetch(prefetch)
-        .method(Method::new("echo", |_ctx: CallContext, p: Value| async move { Ok::<_, NuropbError>(p) }))
-        .method(Method::new("events_seen", move |_ctx: CallContext, _p: ()| {
-            let n = events.load(Ordering::SeqCst);
-            async move { Ok::<_, NuropbError>(n) }
-        }))
+        .method(Method::new(
+            "echo",
+            |_ctx: CallContext, p: Value| async move { Ok::<_, NuropbError>(p) },
+        ))
+        .method(Method::new(
+            "events_seen",
+            move |_ctx: CallContext, _p: ()| {
+                let n = events.load(Ordering::SeqCst);
+                async move { Ok::<_, NuropbError>(n) }
+            },
+        ))
         .subscribe("bench.#")
         .on_event(move |_event, _ctx| {
             seen.fetch_add(1, Ordering::Relaxed);
@@ -56,7 +73,9 @@ async fn serve(prefetch: u16) {
         .await
         .expect("the bench service connects");
     println!("ready");
-    let _ = tokio::task::spawn_blocking(|| std::io::Read::read(&mut std::io::stdin(), &mut [0u8; 1])).await;
+    let _ =
+        tokio::task::spawn_blocking(|| std::io::Read::read(&mut std::io::stdin(), &mut [0u8; 1]))
+            .await;
     served.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -71,7 +90,11 @@ impl ServiceProcess {
             .spawn()
             .expect("start the service process");
         let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut line).unwrap();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
         assert_eq!(line.trim(), "ready");
         ServiceProcess(child)
     }
@@ -111,7 +134,10 @@ async fn requests(outstanding: usize, total: usize) {
                 let mut latencies = Vec::with_capacity(per_worker);
                 for _ in 0..per_worker {
                     let t = Instant::now();
-                    client.send(Request::new("bench", "echo").params(payload.clone())).await.unwrap();
+                    client
+                        .send(Request::new("bench", "echo").params(payload.clone()))
+                        .await
+                        .unwrap();
                     latencies.push(t.elapsed());
                 }
                 latencies
@@ -144,14 +170,24 @@ async fn events(total: u64) {
     let service = ServiceProcess::start(256);
     let client = nuropb_tokio::connector(settings()).client().await.unwrap();
     let seen = |client: nuropb_tokio::Client| async move {
-        client.request("bench", "events_seen", json!({})).await.unwrap().as_u64().unwrap()
+        client
+            .request("bench", "events_seen", json!({}))
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap()
     };
     let before = seen(client.clone()).await;
     let (client_cpu, service_cpu) = (cpu_seconds("self"), cpu_seconds(&service.pid()));
     let started = Instant::now();
     for i in 0..total {
         client
-            .publish_event("bench.tick", json!({"i": i, "payload": "x".repeat(64)}), json!({}), None)
+            .publish_event(
+                "bench.tick",
+                json!({"i": i, "payload": "x".repeat(64)}),
+                json!({}),
+                None,
+            )
             .await
             .unwrap();
     }
@@ -172,17 +208,33 @@ async fn events(total: u64) {
 
 fn main() {
     if let Ok(role) = std::env::var(ROLE) {
-        let prefetch = role.strip_prefix("service:").and_then(|p| p.parse().ok()).unwrap_or(1);
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let prefetch = role
+            .strip_prefix("service:")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
         return runtime.block_on(serve(prefetch));
     }
     // `cargo bench` passes --bench; `cargo test --benches` runs this once briefly.
     let quick = !std::env::args().any(|a| a == "--bench");
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let settings = settings();
-        nuropb_tokio::create_vhost(&settings).await.expect("RabbitMQ's management API");
-        let client = nuropb_tokio::connector(settings.clone()).client().await.expect("RabbitMQ");
+        nuropb_tokio::create_vhost(&settings)
+            .await
+            .expect("RabbitMQ's management API");
+        let client = nuropb_tokio::connector(settings.clone())
+            .client()
+            .await
+            .expect("RabbitMQ");
         client.configure_mesh().await.unwrap();
         client.shutdown(Duration::from_secs(1)).await;
         let scale = if quick { 1 } else { 10 };
