@@ -14,6 +14,9 @@
 pub mod client;
 pub mod context;
 mod driver;
+#[cfg(feature = "examples")]
+pub mod examples;
+pub mod helpers;
 pub mod management;
 pub mod runtime;
 pub mod service;

@@ -3,8 +3,6 @@
 //! rate printed at the end. Without `NUROPB_AMQP_URL` it serves `sandbox` itself on an embedded
 //! broker, so that it runs alone.
 
-mod common;
-
 use nuropb_tokio::testing::service_example;
 use nuropb_tokio::{Request, TokioRuntime};
 use serde_json::json;
@@ -15,9 +13,10 @@ const BATCHES: usize = 5;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    common::init_tracing();
-    let mesh = common::Mesh::start().await?;
-    let connector = nuropb_tokio::connector(mesh.settings.clone());
+    nuropb_tokio::examples::init_tracing();
+    let mesh =
+        nuropb_tokio::examples::ExampleMesh::start(nuropb_tokio::TokioRuntime::shared()).await?;
+    let connector = mesh.connector();
     let local = match mesh.embedded {
         Some(_) => Some(
             connector

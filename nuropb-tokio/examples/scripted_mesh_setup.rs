@@ -2,12 +2,11 @@
 //! RabbitMQ's management API), the rpc, events and dead-letter exchanges, the dead-letter queue.
 //! Idempotent. On the embedded broker (no `NUROPB_AMQP_URL`) every vhost exists already.
 
-mod common;
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    common::init_tracing();
-    let mesh = common::Mesh::start().await?;
+    nuropb_tokio::examples::init_tracing();
+    let mesh =
+        nuropb_tokio::examples::ExampleMesh::start(nuropb_tokio::TokioRuntime::shared()).await?;
     println!("mesh ready on {}", mesh.settings);
     Ok(())
 }

@@ -1,16 +1,15 @@
 //! A basic service, as Python NuroPb's `examples/server_basic.py`: `basic-example` with
 //! `test_method` and `test_async_method`, served until Ctrl-C.
 
-mod common;
-
 use nuropb_tokio::{CallContext, Method, NuropbError, Service};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    common::init_tracing();
-    let mesh = common::Mesh::start().await?;
+    nuropb_tokio::examples::init_tracing();
+    let mesh =
+        nuropb_tokio::examples::ExampleMesh::start(nuropb_tokio::TokioRuntime::shared()).await?;
     let service = Service::new("basic-example")
         .method(
             Method::new("test_async_method", |_ctx: CallContext, _p: Value| async move {
@@ -26,9 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .param("param1", "")
             .param("param2", "Dict"),
         );
-    let served = nuropb_tokio::connector(mesh.settings.clone())
-        .serve(service)
-        .await?;
+    let served = mesh.connector().serve(service).await?;
     tracing::info!(service = served.name(), settings = %mesh.settings, "Service ready; Ctrl-C to stop");
     tokio::signal::ctrl_c().await?;
     served.shutdown(Duration::from_secs(10)).await;

@@ -7,9 +7,8 @@
 //! ```
 //! Without `NUROPB_AMQP_URL` it runs on an embedded testkit broker and prints its URL.
 
-mod common;
-
 use nuropb_tokio::TokioRuntime;
+use nuropb_tokio::examples::{ExampleMesh, init_tracing};
 use nuropb_tokio::testing::service_example;
 use serde_json::json;
 use std::time::Duration;
@@ -33,9 +32,12 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    common::init_tracing();
+    init_tracing();
     let args = <Args as clap::Parser>::parse();
-    let mesh = common::Mesh::start().await?;
+    let mesh = ExampleMesh::start(TokioRuntime::shared()).await?;
+    if let Some(broker) = &mesh.embedded {
+        println!("embedded broker: {}", broker.amqp_url("nuropb-example"));
+    }
     let mut service = service_example(&args.name, TokioRuntime::shared()).prefetch(args.prefetch);
     for pattern in &args.event_bindings {
         service = service.subscribe(pattern.clone());

@@ -27,8 +27,6 @@ mod tokio_runtime;
 pub use nuropb_api::*;
 pub use tokio_runtime::TokioRuntime;
 
-use std::time::Duration;
-
 /// A connector on tokio with `settings`.
 pub fn connector(settings: ConnectionSettings) -> Connector {
     Connector::new(TokioRuntime::shared(), settings)
@@ -36,45 +34,23 @@ pub fn connector(settings: ConnectionSettings) -> Connector {
 
 /// Connects a client-only participant to the broker at `url` (Python's `create_client`).
 pub async fn create_client(url: &str) -> Result<Client, NuropbError> {
-    connector(ConnectionSettings::from_url(url)?).client().await
+    helpers::create_client(TokioRuntime::shared(), url).await
 }
 
 /// Serves `service` on the broker at `url` (Python's `create_service`); shut it down with
 /// [`Client::shutdown`].
 pub async fn create_service(url: &str, service: Service) -> Result<Client, NuropbError> {
-    connector(ConnectionSettings::from_url(url)?)
-        .serve(service)
-        .await
+    helpers::create_service(TokioRuntime::shared(), url, service).await
 }
 
 /// Makes the mesh ready at `url` (Python's `configure_mesh`): creates the vhost through the
 /// management API when it is missing, then declares the exchanges and dead-letter queue.
 /// Idempotent.
 pub async fn configure_mesh(url: &str) -> Result<(), NuropbError> {
-    let settings = ConnectionSettings::from_url(url)?;
-    create_vhost(&settings).await?;
-    let client = connector(settings).client().await?;
-    let configured = client.configure_mesh().await;
-    client.shutdown(Duration::from_secs(5)).await;
-    configured
+    helpers::configure_mesh(TokioRuntime::shared(), url).await
 }
 
-/// Creates the vhost of `settings` through RabbitMQ's management API when it is missing; true
-/// when it was created.
-pub async fn create_vhost(settings: &ConnectionSettings) -> Result<bool, NuropbError> {
-    let settings = settings.clone();
-    tokio::task::spawn_blocking(move || management::create_vhost_blocking(&settings))
-        .await
-        .map_err(|e| NuropbError::new(ErrorKind::Transport, e.to_string()))?
-}
-
-/// Deletes the vhost of `settings` through the management API; true when it existed.
-pub async fn delete_vhost(settings: &ConnectionSettings) -> Result<bool, NuropbError> {
-    let settings = settings.clone();
-    tokio::task::spawn_blocking(move || management::delete_vhost_blocking(&settings))
-        .await
-        .map_err(|e| NuropbError::new(ErrorKind::Transport, e.to_string()))?
-}
+pub use helpers::{create_vhost, delete_vhost};
 
 /// An event-only participant (Python's `MeshService`): a service with no methods that calls
 /// `callback` for each event on its subscriptions.
@@ -88,9 +64,5 @@ where
     F: Fn(IncomingEvent, CallContext) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), NuropbError>> + Send + 'static,
 {
-    let mut service = Service::new(name).on_event(callback);
-    for pattern in patterns {
-        service = service.subscribe(*pattern);
-    }
-    create_service(url, service).await
+    helpers::mesh_service(TokioRuntime::shared(), url, name, patterns, callback).await
 }

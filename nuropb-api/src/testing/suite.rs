@@ -5,6 +5,7 @@
 //! scenario under their executors, so that both adapters are held to the same behaviour by the
 //! same code.
 
+use crate::helpers::blocking;
 use crate::runtime::Runtime;
 use crate::service::{Method, Service};
 use crate::settings::ConnectionSettings;
@@ -86,15 +87,6 @@ impl SuiteEnv {
             futures_util::future::Either::Right(_) => panic!("{what}: nothing after 30 s"),
         }
     }
-}
-
-/// Runs `f` on a thread of its own, for blocking work under any runtime.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = oneshot::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.await.expect("the blocking task finished")
 }
 
 fn kind_of(result: Result<Value, NuropbError>) -> ErrorKind {

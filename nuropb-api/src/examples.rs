@@ -1,0 +1,149 @@
+//! What the adapters' examples share, so that the tokio and async-std examples behave exactly
+//! alike: the broker to run on, and the services and scenarios of Python NuroPb's examples.
+
+use crate::runtime::Runtime;
+use crate::service::{Method, Service};
+use crate::settings::ConnectionSettings;
+use crate::{CallContext, Connector, Request, helpers};
+use nuropb_proto::{ErrorKind, NuropbError};
+use nuropb_testkit::BrokerConfig;
+use nuropb_testkit::server::{self, ServerHandle};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The broker an example runs on, with its mesh ready: RabbitMQ at `NUROPB_AMQP_URL` (the vhost
+/// is created through the management API if missing), or else an embedded testkit broker on a
+/// free loopback port, so that the example runs with nothing installed.
+pub struct ExampleMesh {
+    /// How to connect.
+    pub settings: ConnectionSettings,
+    /// The embedded broker, when there is one; it stops when this is dropped.
+    pub embedded: Option<ServerHandle>,
+    runtime: Arc<dyn Runtime>,
+}
+
+impl ExampleMesh {
+    /// Makes the mesh ready on `runtime`, on the vhost of `NUROPB_AMQP_URL` or `nuropb-example`.
+    pub async fn start(runtime: Arc<dyn Runtime>) -> Result<ExampleMesh, NuropbError> {
+        match std::env::var("NUROPB_AMQP_URL") {
+            Ok(url) => {
+                helpers::configure_mesh(runtime.clone(), &url).await?;
+                tracing::info!(broker = %crate::settings::obfuscate(&url), "on RabbitMQ");
+                Ok(ExampleMesh {
+                    settings: ConnectionSettings::from_url(&url)?,
+                    embedded: None,
+                    runtime,
+                })
+            }
+            Err(_) => {
+                let config = BrokerConfig {
+                    declare_mesh_exchanges: true,
+                    ..BrokerConfig::default()
+                };
+                let broker = server::spawn_with("127.0.0.1:0", config).map_err(|e| {
+                    NuropbError::new(ErrorKind::Transport, format!("embedded broker: {e}"))
+                })?;
+                let url = broker.amqp_url("nuropb-example");
+                tracing::info!(%url, "NUROPB_AMQP_URL is not set: on the embedded testkit broker");
+                let settings = ConnectionSettings::from_url(&url)?;
+                let client = Connector::new(runtime.clone(), settings.clone())
+                    .client()
+                    .await?;
+                client.configure_mesh().await?;
+                client.shutdown(Duration::from_secs(1)).await;
+                Ok(ExampleMesh {
+                    settings,
+                    embedded: Some(broker),
+                    runtime,
+                })
+            }
+        }
+    }
+
+    /// A connector to the mesh.
+    pub fn connector(&self) -> Connector {
+        Connector::new(self.runtime.clone(), self.settings.clone())
+    }
+}
+
+impl Drop for ExampleMesh {
+    fn drop(&mut self) {
+        if let Some(broker) = self.embedded.take() {
+            broker.shutdown();
+        }
+    }
+}
+
+/// The stub of a token check from Python's examples: any bearer token gets these claims.
+pub async fn claims_from_token(_token: String) -> Result<Value, NuropbError> {
+    Ok(
+        json!({"sub": "test_user", "user_id": "test_user", "scope": "openid, profile", "roles": "user, admin"}),
+    )
+}
+
+#[derive(Deserialize)]
+struct TestMethod {
+    param1: Value,
+    param2: Value,
+}
+
+/// The service of Python's `examples/all_in_one.py`: `quick-example` with `test_method` and the
+/// authorized `test_requires_user_claims`.
+pub fn quick_example() -> Service {
+    Service::new("quick-example")
+        .method(
+            Method::new("test_requires_user_claims", |ctx: CallContext, _p: Value| async move {
+                let user = ctx.claims().and_then(|c| c["user_id"].as_str()).unwrap_or("nobody").to_owned();
+                Ok::<_, NuropbError>(format!("hello {user}"))
+            })
+            .param("kwargs", "Any")
+            .authorize(claims_from_token),
+        )
+        .method(
+            Method::new("test_method", |_ctx: CallContext, p: TestMethod| async move {
+                Ok::<_, NuropbError>(json!({"param1": p.param1, "param2": p.param2, "reply": "response from test_method"}))
+            })
+            .param("param1", "")
+            .param("param2", "Dict"),
+        )
+}
+
+/// Python's `examples/all_in_one.py`: serve `quick-example`, call both its methods from a client,
+/// shut down. Returns the two responses.
+pub async fn all_in_one(mesh: &ExampleMesh) -> Result<(Value, Value), NuropbError> {
+    let connector = mesh.connector();
+    let service = connector.serve(quick_example()).await?;
+    tracing::info!("Service Ready");
+    let client = connector.client().await?;
+    tracing::info!("Client connected");
+    let claims = client
+        .send(
+            Request::new("quick-example", "test_requires_user_claims")
+                .context(json!({"Authorization": "Bearer 1234567890"})),
+        )
+        .await?;
+    tracing::info!(response = %claims, "Response");
+    let method = client
+        .request(
+            "quick-example",
+            "test_method",
+            json!({"param1": "value1", "param2": {"param2a": "value2a"}}),
+        )
+        .await?;
+    tracing::info!(response = %method, "Response");
+    client.shutdown(Duration::from_secs(5)).await;
+    service.shutdown(Duration::from_secs(5)).await;
+    Ok((claims, method))
+}
