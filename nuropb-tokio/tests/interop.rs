@@ -6,7 +6,7 @@
 
 mod support;
 
-use nuropb_tokio::testing::service_example;
+use nuropb_tokio::testing::{interop, service_example};
 use nuropb_tokio::{ErrorKind, NuropbError, Request, TokioRuntime};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -22,8 +22,8 @@ struct Python {
 
 impl Python {
     fn start(script: &str, args: &[&str]) -> Python {
-        let mut child = Command::new(support::python())
-            .arg(support::script(script))
+        let mut child = Command::new(interop::python())
+            .arg(interop::script(script))
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -213,85 +213,11 @@ async fn python_client_calls_the_rust_service_example() {
         results
     });
     let out = tokio::task::spawn_blocking(move || {
-        let output = Command::new(support::python())
-            .arg(support::script("python_client.py"))
-            .args([url.as_str(), "test_service", "python.hello", "20"])
-            .output()
-            .expect("run the Python client");
-        assert!(
-            output.status.success(),
-            "Python client failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice::<Value>(&output.stdout).expect("JSON from the Python client")
+        interop::run_python_client(&url, "test_service", "python.hello", 20)
     })
     .await
     .unwrap();
-
-    let result = |method: &str| out[method].clone();
-    assert_eq!(
-        result("test_method"),
-        json!({"result": "response from test_service.test_method", "error": null})
-    );
-    assert_eq!(
-        result("do_async_task"),
-        json!({"result": "response from test_service.test_method", "error": null})
-    );
-    assert_eq!(
-        result("test_async_method"),
-        json!({"result": "response from test_service.test_async_method", "error": null})
-    );
-    assert_eq!(
-        result("test_success_error"),
-        json!({"result": "response from test_service.test_success_error", "error": null})
-    );
-    assert_eq!(
-        result("test_call_again_error")["result"]["success"],
-        json!("response from test_service.test_call_again_error")
-    );
-    assert_eq!(
-        result("test_call_again_error")["result"]["param1"],
-        json!("value1")
-    );
-    assert_eq!(
-        result("test_call_again_loop")["error"]["error"],
-        json!("NuropbCallAgainReject")
-    );
-    assert_eq!(
-        result("no_such_method")["error"],
-        json!({"error": "NuropbHandlingError", "description": "Unknown method no_such_method"})
-    );
-    assert_eq!(
-        result("_private")["error"]["error"],
-        json!("NuropbHandlingError")
-    );
-    assert_eq!(
-        result("test_requires_user_claims")["result"]["sub"],
-        json!("test_user")
-    );
-    assert_eq!(
-        result("claims_without_token")["error"]["error"],
-        json!("NuropbAuthenticationError")
-    );
-    assert_eq!(
-        out["describe"],
-        json!({
-            "service_name": "test_service",
-            "encrypted_methods": true,
-            "methods": ["do_async_task", "test_async_method", "test_call_again_error", "test_call_again_loop",
-                        "test_method", "test_requires_encryption", "test_requires_user_claims", "test_success_error"],
-            "has_public_key": true,
-            "requires_encryption": true,
-        })
-    );
-    assert_eq!(
-        result("test_requires_encryption")["result"],
-        json!("Result that's to be encrypted in transit")
-    );
-    assert_eq!(
-        out["encrypted_repeats"],
-        json!(vec!["Result that's to be encrypted in transit"; 20])
-    );
+    interop::assert_python_client_saw_service_example(&out, 20);
     for rust in rust_calls.await.unwrap() {
         assert_eq!(
             rust.unwrap(),

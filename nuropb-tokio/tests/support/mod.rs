@@ -2,8 +2,6 @@
 #![allow(dead_code)]
 
 use nuropb_tokio::ConnectionSettings;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 /// The machine's RabbitMQ (`NUROPB_TEST_AMQP_URL`, default 127.0.0.1:5672), with `vhost`.
@@ -55,58 +53,4 @@ pub fn url(settings: &ConnectionSettings) -> String {
     )
 }
 
-fn workspace_target() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
-}
-
-/// A Python interpreter with `nuropb==0.1.8`: `NUROPB_PYTHON`, or a venv made in `target/`.
-/// Without one the test fails: interoperability is not optional.
-pub fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("NUROPB_PYTHON") {
-        return PathBuf::from(python);
-    }
-    let venv = workspace_target().join("nuropb-venv");
-    let python = venv.join("bin/python");
-    let has_nuropb = |python: &Path| {
-        Command::new(python)
-            .args(["-c", "import nuropb"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !has_nuropb(&python) {
-        let made = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status();
-        assert!(
-            made.is_ok_and(|s| s.success()),
-            "python3 -m venv failed: Python 3 is needed for the interop tests"
-        );
-        let installed = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "nuropb==0.1.8",
-            ])
-            .status();
-        assert!(
-            installed.is_ok_and(|s| s.success()),
-            "pip install nuropb==0.1.8 failed"
-        );
-    }
-    assert!(
-        has_nuropb(&python),
-        "{} cannot import nuropb",
-        python.display()
-    );
-    python
-}
-
-/// A script of `tests/interop/`.
-pub fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/interop")
-        .join(name)
-}
 pub mod broker;
