@@ -54,9 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         Ok(())
     });
-    let served = nuropb_tokio::connector(mesh.settings.clone())
-        .serve(service)
-        .await?;
+    let served = mesh.connector().serve(service).await?;
     println!("{} ready on {}", served.name(), mesh.settings);
     tokio::signal::ctrl_c().await?;
     served.shutdown(Duration::from_secs(10)).await;

@@ -1,0 +1,316 @@
+//! The benchmark on the real broker, for any runtime: requests per second with 1 and with 64
+//! outstanding (prefetch 1 and 64), latency percentiles, events per second into one service, and
+//! the CPU time client and service spend per request, read from each process's own counters.
+//!
+//! The service runs in a child process — the bench binary re-executed with `NUROPB_BENCH_ROLE` —
+//! so that the CPU counts of client and service are separate. [`run`] measures each runtime given
+//! in turn, in one run, so that their figures compare side by side.
+
+use crate::runtime::{BoxFuture, Runtime};
+use crate::service::{Method, Service};
+use crate::settings::ConnectionSettings;
+use crate::{CallContext, Client, Connector, Request, helpers};
+use futures_channel::oneshot;
+use nuropb_proto::NuropbError;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const ROLE: &str = "NUROPB_BENCH_ROLE";
+
+/// A runtime to measure: its name, how to make it, how to run a future to completion on it.
+#[derive(Clone, Copy)]
+pub struct BenchRuntime {
+    /// Its name in the report.
+    pub name: &'static str,
+    /// The runtime.
+    pub runtime: fn() -> Arc<dyn Runtime>,
+    /// Runs a future to completion on it.
+    pub block_on: fn(BoxFuture<()>),
+}
+
+/// One scenario's figures.
+#[derive(Clone, Debug, Default)]
+pub struct Figures {
+    /// Requests (or events) per second.
+    pub rate: f64,
+    /// Latency percentiles p50, p90, p99 in milliseconds (requests only).
+    pub latency_ms: Option<[f64; 3]>,
+    /// CPU microseconds per request or event: client (publisher), service.
+    pub cpu_us: [f64; 2],
+}
+
+/// User + system CPU seconds of process `pid` ("self" for this one), from /proc.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, f)| f.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime: fields 14 and 15 of stat, 12 and 13 after the command name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn settings() -> ConnectionSettings {
+    let base = std::env::var("NUROPB_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    ConnectionSettings::from_url(&base)
+        .expect("NUROPB_TEST_AMQP_URL must be an AMQP URL")
+        .with_vhost("nuropb-bench")
+}
+
+fn bench_service(prefetch: u16) -> Service {
+    let events = Arc::new(AtomicU64::new(0));
+    let seen = events.clone();
+    Service::new("bench")
+        .prefetch(prefetch)
+        .method(Method::new(
+            "echo",
+            |_ctx: CallContext, p: Value| async move { Ok::<_, NuropbError>(p) },
+        ))
+        .method(Method::new(
+            "events_seen",
+            move |_ctx: CallContext, _p: ()| {
+                let n = events.load(Ordering::SeqCst);
+                async move { Ok::<_, NuropbError>(n) }
+            },
+        ))
+        .subscribe("bench.#")
+        .on_event(move |_event, _ctx| {
+            seen.fetch_add(1, Ordering::Relaxed);
+            async { Ok(()) }
+        })
+}
+
+/// The child process: serve until stdin closes.
+async fn serve(runtime: Arc<dyn Runtime>, prefetch: u16) {
+    let served = Connector::new(runtime, settings())
+        .serve(bench_service(prefetch))
+        .await
+        .expect("the bench service connects");
+    println!("ready");
+    let (tx, rx) = oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::stdin().read(&mut [0u8; 1]);
+        let _ = tx.send(());
+    });
+    let _ = rx.await;
+    served.shutdown(Duration::from_secs(2)).await;
+}
+
+struct ServiceProcess(Child);
+
+impl ServiceProcess {
+    fn start(runtime: &str, prefetch: u16) -> ServiceProcess {
+        let mut child = Command::new(std::env::current_exe().expect("the bench binary"))
+            .env(ROLE, format!("{runtime}:{prefetch}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the service process");
+        let mut line = String::new();
+        let stdout = child.stdout.as_mut().expect("piped");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the service says it is ready");
+        assert_eq!(line.trim(), "ready");
+        ServiceProcess(child)
+    }
+
+    fn pid(&self) -> String {
+        self.0.id().to_string()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
+}
+
+/// Requests with `outstanding` callers at once (and that prefetch), `total` in all.
+pub async fn requests(bench: &BenchRuntime, outstanding: usize, total: usize) -> Figures {
+    let runtime = (bench.runtime)();
+    let service = ServiceProcess::start(bench.name, outstanding as u16);
+    let client = Connector::new(runtime.clone(), settings())
+        .client()
+        .await
+        .expect("connect");
+    let payload = json!({"param1": "value1", "param2": {"param2a": "value2a"}});
+    for _ in 0..200 {
+        client
+            .request("bench", "echo", &payload)
+            .await
+            .expect("warm-up");
+    }
+    let (client_cpu, service_cpu) = (cpu_seconds("self"), cpu_seconds(&service.pid()));
+    let started = Instant::now();
+    let per_caller = total / outstanding;
+    let callers: Vec<_> = (0..outstanding)
+        .map(|_| {
+            let (client, payload) = (client.clone(), payload.clone());
+            let (tx, rx) = oneshot::channel();
+            runtime.spawn(Box::pin(async move {
+                let mut latencies = Vec::with_capacity(per_caller);
+                for _ in 0..per_caller {
+                    let t = Instant::now();
+                    client
+                        .send(Request::new("bench", "echo").params(payload.clone()))
+                        .await
+                        .expect("a bench request");
+                    latencies.push(t.elapsed());
+                }
+                let _ = tx.send(latencies);
+            }));
+            rx
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(total);
+    for caller in callers {
+        latencies.extend(caller.await.expect("a caller finished"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let client_cpu = cpu_seconds("self") - client_cpu;
+    let service_cpu = cpu_seconds(&service.pid()) - service_cpu;
+    client.shutdown(Duration::from_secs(2)).await;
+    latencies.sort();
+    let n = latencies.len() as f64;
+    Figures {
+        rate: n / elapsed,
+        latency_ms: Some([
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.9),
+            percentile(&latencies, 0.99),
+        ]),
+        cpu_us: [client_cpu / n * 1e6, service_cpu / n * 1e6],
+    }
+}
+
+async fn events_seen(client: &Client) -> u64 {
+    client
+        .request("bench", "events_seen", json!({}))
+        .await
+        .expect("events_seen")
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// `total` events published to one subscribed service, as fast as the publisher can.
+pub async fn events(bench: &BenchRuntime, total: u64) -> Figures {
+    let runtime = (bench.runtime)();
+    let service = ServiceProcess::start(bench.name, 256);
+    let client = Connector::new(runtime.clone(), settings())
+        .client()
+        .await
+        .expect("connect");
+    let before = events_seen(&client).await;
+    let (client_cpu, service_cpu) = (cpu_seconds("self"), cpu_seconds(&service.pid()));
+    let started = Instant::now();
+    for i in 0..total {
+        client
+            .publish_event(
+                "bench.tick",
+                json!({"i": i, "payload": "x".repeat(64)}),
+                json!({}),
+                None,
+            )
+            .await
+            .expect("publish");
+    }
+    while events_seen(&client).await < before + total {
+        runtime
+            .sleep_until(Instant::now() + Duration::from_millis(5))
+            .await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let client_cpu = cpu_seconds("self") - client_cpu;
+    let service_cpu = cpu_seconds(&service.pid()) - service_cpu;
+    client.shutdown(Duration::from_secs(2)).await;
+    let n = total as f64;
+    Figures {
+        rate: n / elapsed,
+        latency_ms: None,
+        cpu_us: [client_cpu / n * 1e6, service_cpu / n * 1e6],
+    }
+}
+
+fn report(runtime: &str, scenario: &str, f: &Figures) {
+    let latency = match f.latency_ms {
+        Some([p50, p90, p99]) => format!(" | p50 {p50:.3} ms p90 {p90:.3} ms p99 {p99:.3} ms"),
+        None => String::new(),
+    };
+    println!(
+        "{runtime:>9} {scenario:<32} {:>8.0}/s{latency} | CPU/msg client {:.1} µs + service {:.1} µs = {:.1} µs",
+        f.rate,
+        f.cpu_us[0],
+        f.cpu_us[1],
+        f.cpu_us[0] + f.cpu_us[1]
+    );
+}
+
+/// The bench binary's main: serves when re-executed as the service, else measures each runtime
+/// in `runtimes` in turn. `cargo bench` passes `--bench` for the full run; without it (as under
+/// `cargo test --benches`) a short run checks that everything works.
+pub fn run(runtimes: &[BenchRuntime]) {
+    if let Ok(role) = std::env::var(ROLE) {
+        let (name, prefetch) = role
+            .split_once(':')
+            .expect("NUROPB_BENCH_ROLE is runtime:prefetch");
+        let bench = runtimes
+            .iter()
+            .find(|b| b.name == name)
+            .expect("a known runtime");
+        let prefetch: u16 = prefetch.parse().expect("a prefetch");
+        let runtime = (bench.runtime)();
+        return (bench.block_on)(Box::pin(serve(runtime, prefetch)));
+    }
+    let scale = if std::env::args().any(|a| a == "--bench") {
+        10
+    } else {
+        1
+    };
+    for bench in runtimes {
+        let bench = *bench;
+        (bench.block_on)(Box::pin(async move {
+            let settings = settings();
+            helpers::create_vhost(&settings)
+                .await
+                .expect("RabbitMQ's management API");
+            let client = Connector::new((bench.runtime)(), settings)
+                .client()
+                .await
+                .expect("RabbitMQ");
+            client.configure_mesh().await.expect("configure the mesh");
+            client.shutdown(Duration::from_secs(1)).await;
+            report(
+                bench.name,
+                "requests, 1 outstanding, prefetch 1",
+                &requests(&bench, 1, 2_000 * scale).await,
+            );
+            report(
+                bench.name,
+                "requests, 64 outstanding, prefetch 64",
+                &requests(&bench, 64, 10_000 * scale).await,
+            );
+            report(
+                bench.name,
+                "events into one service",
+                &events(&bench, 10_000 * scale as u64).await,
+            );
+        }));
+    }
+}
