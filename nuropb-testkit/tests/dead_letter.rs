@@ -5,7 +5,7 @@
 mod support;
 
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable};
-use nuropb_amqp::amqp::{Headers, Properties};
+use nuropb_proto::amqp::{Headers, Properties};
 use nuropb_testkit::broker::BrokerConfig;
 use std::time::Duration;
 use support::*;

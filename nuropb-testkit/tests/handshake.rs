@@ -6,7 +6,7 @@ mod support;
 
 use amq_protocol::protocol::{AMQPClass, connection};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
-use nuropb_amqp::amqp::frame::{Frame, PROTOCOL_HEADER};
+use nuropb_proto::amqp::frame::{Frame, PROTOCOL_HEADER};
 use nuropb_testkit::broker::{BrokerConfig, ConnectionState};
 use std::time::Duration;
 use support::*;
@@ -199,9 +199,9 @@ fn the_negotiated_frame_max_applies_from_the_next_frame() {
     c.next_method(&mut h);
     // tune-ok for 8192, then (in the same bytes) open, channel.open and a 9000-byte frame.
     let mut bytes = Vec::new();
-    nuropb_amqp::amqp::frame::write_method(&mut bytes, 0, &tune_ok(8192, 10, 0));
-    nuropb_amqp::amqp::frame::write_method(&mut bytes, 0, &open("/"));
-    nuropb_amqp::amqp::frame::write_method(
+    nuropb_proto::amqp::frame::write_method(&mut bytes, 0, &tune_ok(8192, 10, 0));
+    nuropb_proto::amqp::frame::write_method(&mut bytes, 0, &open("/"));
+    nuropb_proto::amqp::frame::write_method(
         &mut bytes,
         1,
         &AMQPClass::Channel(amq_protocol::protocol::channel::AMQPMethod::Open(
@@ -214,7 +214,7 @@ fn the_negotiated_frame_max_applies_from_the_next_frame() {
         "",
         "q",
         false,
-        &nuropb_amqp::amqp::Properties::default(),
+        &nuropb_proto::amqp::Properties::default(),
         b"",
     ));
     let at = bytes.len() - 22 + 7 + 4;

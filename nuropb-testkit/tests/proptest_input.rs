@@ -3,8 +3,8 @@
 
 use amq_protocol::protocol::{AMQPClass, basic, channel, confirm, connection, queue};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
-use nuropb_amqp::amqp::frame::{PROTOCOL_HEADER, write_content, write_method};
-use nuropb_amqp::amqp::{Headers, Properties};
+use nuropb_proto::amqp::frame::{PROTOCOL_HEADER, write_content, write_method};
+use nuropb_proto::amqp::{Headers, Properties};
 use nuropb_testkit::broker::{Broker, BrokerConfig};
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
@@ -630,13 +630,13 @@ proptest! {
 fn the_session_exercises_what_it_claims() {
     let bytes = session(&[10, 5000, 0, 300, 9000, 1, 2, 3]);
     let out = run(&bytes, &[]);
-    let mut reader = nuropb_amqp::amqp::FrameReader::new(1 << 20);
+    let mut reader = nuropb_proto::amqp::FrameReader::new(1 << 20);
     let mut frames = Vec::new();
     reader.read(&out, &mut frames).unwrap();
     let count = |pred: &dyn Fn(&AMQPClass) -> bool| {
         frames
             .iter()
-            .filter(|f| matches!(f, nuropb_amqp::amqp::Frame::Method(_, m) if pred(m)))
+            .filter(|f| matches!(f, nuropb_proto::amqp::Frame::Method(_, m) if pred(m)))
             .count()
     };
     assert!(count(&|m| matches!(m, AMQPClass::Basic(basic::AMQPMethod::Deliver(_)))) >= 4);

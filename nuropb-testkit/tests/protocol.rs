@@ -7,8 +7,8 @@ mod support;
 
 use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
 use amq_protocol::types::FieldTable;
-use nuropb_amqp::amqp::Properties;
-use nuropb_amqp::amqp::frame::write_content;
+use nuropb_proto::amqp::Properties;
+use nuropb_proto::amqp::frame::write_content;
 use nuropb_testkit::broker::ConnectionState;
 use support::*;
 
@@ -277,7 +277,7 @@ fn refused_features() {
     violation(
         |h, c| {
             let mut bytes = Vec::new();
-            nuropb_amqp::amqp::frame::write_method(&mut bytes, 1, &qos());
+            nuropb_proto::amqp::frame::write_method(&mut bytes, 1, &qos());
             bytes[7 + 4..7 + 8].copy_from_slice(&10u32.to_be_bytes());
             c.send_bytes(h, &bytes);
         },

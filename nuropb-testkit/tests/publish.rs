@@ -5,8 +5,8 @@ mod support;
 
 use amq_protocol::protocol::{AMQPClass, basic};
 use amq_protocol::types::{AMQPValue, FieldTable};
-use nuropb_amqp::amqp::frame::Frame;
-use nuropb_amqp::amqp::{Headers, Properties};
+use nuropb_proto::amqp::frame::Frame;
+use nuropb_proto::amqp::{Headers, Properties};
 use nuropb_testkit::broker::BrokerConfig;
 use support::*;
 

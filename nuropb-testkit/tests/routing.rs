@@ -170,9 +170,9 @@ fn headers_exchange_and_amq_defaults() {
         1,
         AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})),
     );
-    let with = |k: &str, v: &str| nuropb_amqp::amqp::Properties {
+    let with = |k: &str, v: &str| nuropb_proto::amqp::Properties {
         headers: Some({
-            let mut hd = nuropb_amqp::amqp::Headers::default();
+            let mut hd = nuropb_proto::amqp::Headers::default();
             hd.insert(k, long(v));
             hd
         }),

@@ -3,8 +3,8 @@
 
 use amq_protocol::protocol::{AMQPClass, basic, channel, connection, queue};
 use amq_protocol::types::{FieldTable, LongString};
-use nuropb_amqp::amqp::Properties;
-use nuropb_amqp::amqp::frame::{Frame, FrameReader, PROTOCOL_HEADER, write_content, write_method};
+use nuropb_proto::amqp::Properties;
+use nuropb_proto::amqp::frame::{Frame, FrameReader, PROTOCOL_HEADER, write_content, write_method};
 use nuropb_testkit::server;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

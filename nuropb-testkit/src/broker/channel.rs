@@ -3,10 +3,10 @@
 
 use crate::broker::error::AmqpError;
 use crate::broker::message::Entry;
+use crate::broker::props::Facts;
 use crate::broker::queue::{ConsumerId, QueueId};
 use crate::broker::{Broker, ConnectionId, wire};
 use amq_protocol::protocol::{AMQPClass, channel};
-use nuropb_amqp::amqp::ContentHeader;
 use std::collections::VecDeque;
 
 /// The arguments of a `basic.publish` waiting for its content.
@@ -53,7 +53,7 @@ pub(crate) enum Content {
 #[derive(Debug)]
 pub(crate) struct Body {
     pub(crate) method: Pending,
-    pub(crate) header: ContentHeader,
+    pub(crate) facts: Facts,
     pub(crate) raw_properties: Vec<u8>,
     pub(crate) body: Vec<u8>,
     pub(crate) remaining: u64,
@@ -98,6 +98,9 @@ pub(crate) struct Channel {
 impl Channel {
     /// The position of delivery `tag` among the unacknowledged.
     pub(crate) fn unacked_position(&self, tag: u64) -> Option<usize> {
+        if self.unacked.front()?.tag == tag {
+            return Some(0);
+        }
         let at = self.unacked.partition_point(|u| u.tag < tag);
         (self.unacked.get(at)?.tag == tag).then_some(at)
     }

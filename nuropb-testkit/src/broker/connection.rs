@@ -8,7 +8,7 @@ use crate::broker::queue::QueueId;
 use crate::broker::{Broker, ConnectionId, wire};
 use amq_protocol::protocol::{AMQPClass, connection};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
-use nuropb_amqp::amqp::frame::{FrameReader, MIN_FRAME_MAX, PROTOCOL_HEADER};
+use nuropb_proto::amqp::frame::{FrameReader, MIN_FRAME_MAX, PROTOCOL_HEADER};
 use std::collections::BTreeMap;
 use std::time::Instant;
 

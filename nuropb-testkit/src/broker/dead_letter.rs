@@ -18,7 +18,7 @@ use crate::broker::Broker;
 use crate::broker::message::{DeathReason, Entry, Message};
 use crate::broker::queue::QueueId;
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
-use nuropb_amqp::amqp::Headers;
+use nuropb_proto::amqp::Headers;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -54,7 +54,7 @@ pub(crate) fn dead_lettered(
     dlrk: Option<&str>,
     time: u64,
 ) -> Message {
-    let mut props = original.properties.clone();
+    let mut props = original.properties();
     let mut headers: Vec<(String, AMQPValue)> = props
         .headers
         .take()
@@ -150,10 +150,10 @@ pub(crate) fn dead_lettered(
     Message {
         exchange: dlx.to_owned(),
         routing_key: dlrk.unwrap_or(&original.routing_key).to_owned(),
-        properties: props,
         raw_properties,
         body: original.body.clone(),
         ttl: None,
+        persistent: props.delivery_mode == Some(2),
     }
 }
 
@@ -217,11 +217,12 @@ impl Broker {
                 d.vhost,
                 &msg.exchange,
                 &msg.routing_key,
-                msg.properties.headers.as_ref(),
+                &msg.raw_properties,
                 &mut targets,
             );
             if d.reason != DeathReason::Rejected {
-                let headers = msg.properties.headers.as_ref();
+                let props = msg.properties();
+                let headers = props.headers.as_ref();
                 let queues = &self.queues;
                 targets.retain(|t| queues.get(t).is_some_and(|q| !is_cycle(&q.name, headers)));
             }
@@ -236,7 +237,7 @@ impl Broker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nuropb_amqp::amqp::Properties;
+    use nuropb_proto::amqp::Properties;
 
     fn message(headers: Option<Headers>, expiration: Option<&str>) -> Message {
         let properties = Properties {
@@ -244,23 +245,25 @@ mod tests {
             expiration: expiration.map(Into::into),
             ..Default::default()
         };
+        let mut raw_properties = Vec::new();
+        properties.encode(&mut raw_properties);
         Message {
             exchange: "nuropb-rpc-exchange".into(),
             routing_key: "svc".into(),
-            properties,
-            raw_properties: Vec::new(),
+            raw_properties,
             body: b"{}".to_vec(),
             ttl: None,
+            persistent: false,
         }
     }
 
-    fn death(m: &Message, i: usize) -> &FieldTable {
-        let Some(AMQPValue::FieldArray(a)) = m.properties.headers.as_ref().unwrap().get("x-death")
-        else {
+    fn death(m: &Message, i: usize) -> FieldTable {
+        let props = m.properties();
+        let Some(AMQPValue::FieldArray(a)) = props.headers.as_ref().unwrap().get("x-death") else {
             panic!("no x-death");
         };
         match &a.as_slice()[i] {
-            AMQPValue::FieldTable(t) => t,
+            AMQPValue::FieldTable(t) => t.clone(),
             other => panic!("{other:?}"),
         }
     }
@@ -282,7 +285,8 @@ mod tests {
             None,
             1_795_000_000,
         );
-        let keys: Vec<&str> = d.properties.headers.as_ref().unwrap().keys().collect();
+        let props = d.properties();
+        let keys: Vec<&str> = props.headers.as_ref().unwrap().keys().collect();
         assert_eq!(
             keys,
             [
@@ -297,7 +301,8 @@ mod tests {
                 "x-first-death-reason"
             ]
         );
-        let x = death(&d, 0).inner();
+        let x = death(&d, 0);
+        let x = x.inner();
         assert_eq!(x.get("count"), Some(&AMQPValue::LongLongInt(1)));
         assert_eq!(x.get("reason"), Some(&long("rejected")));
         assert_eq!(x.get("queue"), Some(&long("nuropb-research-svc-sq")));
@@ -308,11 +313,9 @@ mod tests {
             Some(&AMQPValue::FieldArray(vec![long("svc")].into()))
         );
         assert_eq!(x.get("original-expiration"), Some(&long("1800000")));
-        assert_eq!(d.properties.expiration, None);
+        assert_eq!(props.expiration, None);
         assert_eq!(d.exchange, "nuropb-dl-exchange");
         assert_eq!(d.routing_key, "svc");
-        // The wire bytes say the same.
-        assert_eq!(Properties::decode(&d.raw_properties).unwrap(), d.properties);
     }
 
     #[test]
@@ -328,13 +331,15 @@ mod tests {
         );
         assert_eq!(death(&thrice, 0).inner().get("queue"), Some(&long("a")));
         assert_eq!(death(&thrice, 1).inner().get("queue"), Some(&long("b")));
-        let h = twice.properties.headers.as_ref();
+        let p = twice.properties();
+        let h = p.headers.as_ref();
         assert!(is_cycle("a", h), "a -> b -> back to a, all expiries");
         assert!(!is_cycle("c", h));
         let rejected = dead_lettered(&once, DeathReason::Rejected, "b", "dlx", Some("a"), 2);
-        assert!(!is_cycle("a", rejected.properties.headers.as_ref()));
+        assert!(!is_cycle("a", rejected.properties().headers.as_ref()));
         // First-death headers are written once.
-        let h = thrice.properties.headers.as_ref().unwrap();
+        let p = thrice.properties();
+        let h = p.headers.as_ref().unwrap();
         assert_eq!(h.get("x-first-death-queue"), Some(&long("a")));
     }
 }

@@ -7,7 +7,7 @@
 use crate::broker::queue::QueueId;
 use crate::broker::routing::{TopicPattern, headers_match};
 use amq_protocol::types::{AMQPValue, FieldTable};
-use nuropb_amqp::amqp::Headers;
+use nuropb_proto::amqp::Headers;
 use std::collections::HashMap;
 
 /// The exchange types RabbitMQ ships.

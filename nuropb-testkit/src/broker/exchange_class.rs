@@ -8,7 +8,7 @@ use crate::broker::queue::QueueId;
 use crate::broker::routing::split_words;
 use crate::broker::{Broker, ConnectionId, wire};
 use amq_protocol::protocol::{AMQPClass, exchange};
-use nuropb_amqp::amqp::Headers;
+use nuropb_proto::amqp::{Headers, Properties};
 
 const DEFAULT_EXCHANGE: &str = "operation not permitted on the default exchange";
 
@@ -261,7 +261,7 @@ impl Broker {
         vid: usize,
         exchange: &str,
         routing_key: &str,
-        headers: Option<&Headers>,
+        raw_properties: &[u8],
         out: &mut Vec<QueueId>,
     ) {
         out.clear();
@@ -292,9 +292,22 @@ impl Broker {
         let mut visited: Vec<&str> = vec![exchange];
         let mut todo: Vec<&Exchange> = vec![x];
         let mut dests = Vec::new();
+        // Decoded only if a headers exchange needs them.
+        let mut headers: Option<Option<Headers>> = None;
         while let Some(x) = todo.pop() {
             dests.clear();
-            x.route(routing_key, &words, headers, &mut dests);
+            let h = if x.kind == ExchangeKind::Headers {
+                headers
+                    .get_or_insert_with(|| {
+                        Properties::decode(raw_properties)
+                            .ok()
+                            .and_then(|p| p.headers)
+                    })
+                    .as_ref()
+            } else {
+                None
+            };
+            x.route(routing_key, &words, h, &mut dests);
             let mut next: Vec<&str> = Vec::new();
             if dests.is_empty()
                 && let Some(ae) = x.alternate().and_then(|a| std::str::from_utf8(a).ok())

@@ -9,9 +9,11 @@
 use crate::broker::channel::{Body, Content, Pending, PublishArgs};
 use crate::broker::connection::Phase;
 use crate::broker::error::AmqpError;
+use crate::broker::props::{Facts, facts};
 use crate::broker::{Broker, ConnectionId, wire};
 use amq_protocol::protocol::{AMQPClass, access, basic, channel, confirm, exchange, queue, tx};
-use nuropb_amqp::amqp::frame::{Frame, FrameError, RawFrame};
+use nuropb_proto::amqp::frame::{Frame, FrameError, RawFrame};
+use nuropb_proto::amqp::properties::PropertiesError;
 use std::time::Instant;
 
 /// A method frame, decoded; the hot methods without `amq-protocol`.
@@ -419,45 +421,51 @@ impl Broker {
             }
         };
         let (class_id, method_id) = method.ids();
-        let header = match RawFrame::Header(ch, payload).decode() {
-            Ok(Frame::Header(_, h)) => h,
-            Ok(_) => return,
-            Err(e) => return self.frame_failed(c, &e),
+        // Class (2), weight (2), body size (8), then the property flags and list.
+        let (Some((fixed, props)), Ok(facts)) = (
+            payload.split_first_chunk::<12>(),
+            facts(payload.get(12..).unwrap_or_default()),
+        ) else {
+            let e = FrameError::BadHeader {
+                channel: ch,
+                error: PropertiesError::Malformed,
+            };
+            return self.frame_failed(c, &e);
         };
-        if header.class_id != class_id {
+        let header_class = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let body_size = u64::from_be_bytes([
+            fixed[4], fixed[5], fixed[6], fixed[7], fixed[8], fixed[9], fixed[10], fixed[11],
+        ]);
+        if header_class != class_id {
             return self.connection_error(
                 c,
                 AmqpError::unexpected_frame(format_args!(
-                    "expected content header for class {class_id}, got one for class {} instead",
-                    header.class_id
+                    "expected content header for class {class_id}, got one for class \
+                     {header_class} instead"
                 ))
                 .at(class_id, method_id),
             );
         }
         let max = self.config.max_message_size as u64;
-        let too_big = !discard && header.body_size > max;
+        let too_big = !discard && body_size > max;
         let discard = discard || too_big;
-        let raw_properties = if discard {
-            Vec::new()
-        } else {
-            payload[12..].to_vec()
-        };
-        if header.body_size == 0 {
-            self.complete(c, ch, method, header, raw_properties, Vec::new(), discard);
+        let raw_properties = if discard { Vec::new() } else { props.to_vec() };
+        if body_size == 0 {
+            self.complete(c, ch, method, facts, raw_properties, Vec::new(), discard);
         } else {
             let frame_room = self.config.frame_max as u64;
             let capacity = if discard {
                 0
             } else {
-                header.body_size.min(frame_room) as usize
+                body_size.min(frame_room) as usize
             };
-            let remaining = header.body_size;
+            let remaining = body_size;
             self.set_content(
                 c,
                 ch,
                 Content::Body(Box::new(Body {
                     method,
-                    header,
+                    facts,
                     raw_properties,
                     body: Vec::with_capacity(capacity),
                     remaining,
@@ -466,15 +474,11 @@ impl Broker {
             );
         }
         if too_big {
-            let size = payload
-                .get(4..12)
-                .and_then(|b| b.try_into().ok())
-                .map_or(0, u64::from_be_bytes);
             self.channel_error(
                 c,
                 ch,
                 AmqpError::precondition_failed(format_args!(
-                    "message size {size} is larger than configured max size {max}"
+                    "message size {body_size} is larger than configured max size {max}"
                 ))
                 .at(60, 40),
             );
@@ -532,24 +536,23 @@ impl Broker {
         if let Content::Body(b) = std::mem::take(&mut channel.content) {
             let Body {
                 method,
-                header,
+                facts,
                 raw_properties,
                 body,
                 discard,
                 ..
             } = *b;
-            self.complete(c, ch, method, header, raw_properties, body, discard);
+            self.complete(c, ch, method, facts, raw_properties, body, discard);
         }
     }
 
     /// A content method with all its content.
-    #[allow(clippy::too_many_arguments)]
     fn complete(
         &mut self,
         c: ConnectionId,
         ch: u16,
         method: Pending,
-        header: nuropb_amqp::amqp::ContentHeader,
+        facts: Facts,
         raw_properties: Vec<u8>,
         body: Vec<u8>,
         discard: bool,
@@ -559,7 +562,7 @@ impl Broker {
         }
         let result = match method {
             Pending::Publish(args) => self
-                .publish(c, ch, args, header, raw_properties, body)
+                .publish(c, ch, args, facts, raw_properties, body)
                 .map_err(|e| with_ids(e, (60, 40))),
             Pending::Other(class_id, method_id) => {
                 Err(AmqpError::unimplemented_method().at(class_id, method_id))

@@ -5,7 +5,7 @@ use crate::broker::connection::Phase;
 use crate::broker::exchange::Destination;
 use crate::broker::{Broker, ConnectionId};
 use amq_protocol::types::FieldTable;
-use nuropb_amqp::amqp::Properties;
+use nuropb_proto::amqp::Properties;
 
 /// A queue, as `rabbitmqctl list_queues` would show it.
 #[derive(Clone, Debug, PartialEq)]
@@ -231,7 +231,7 @@ impl Broker {
                 exchange: e.msg.exchange.clone(),
                 routing_key: e.msg.routing_key.clone(),
                 redelivered: e.redelivered,
-                properties: e.msg.properties.clone(),
+                properties: e.msg.properties(),
                 body: e.msg.body.clone(),
             })
             .collect()

@@ -1,11 +1,12 @@
 //! A published message, and its place in a queue.
 //!
 //! A [`Message`] is immutable once published and shared (`Arc`) by every queue it was routed to.
-//! Its content properties are kept twice: decoded, for the broker's own decisions (expiration,
-//! persistence, dead-letter headers), and as the exact bytes the publisher sent, which deliveries
-//! carry unchanged — as RabbitMQ forwards them.
+//! Its content properties are kept as the exact bytes the publisher sent, which deliveries carry
+//! unchanged — as RabbitMQ forwards them; what the broker decides on (expiration, persistence) is
+//! read from them once at publish, and the rest is decoded only when needed (dead-lettering,
+//! headers exchanges, introspection).
 
-use nuropb_amqp::amqp::Properties;
+use nuropb_proto::amqp::Properties;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,20 +17,21 @@ pub(crate) struct Message {
     pub(crate) exchange: String,
     /// Its routing key.
     pub(crate) routing_key: String,
-    /// The decoded content properties.
-    pub(crate) properties: Properties,
-    /// The property flags and list exactly as they go on the wire.
+    /// The property flags and list exactly as they go on the wire (checked at publish).
     pub(crate) raw_properties: Vec<u8>,
     /// The body.
     pub(crate) body: Vec<u8>,
     /// The `expiration` property, parsed: milliseconds.
     pub(crate) ttl: Option<u64>,
+    /// `delivery_mode` 2: the message survives a broker restart in a durable queue.
+    pub(crate) persistent: bool,
 }
 
 impl Message {
-    /// Whether the message survives a broker restart in a durable queue (`delivery_mode` 2).
-    pub(crate) fn persistent(&self) -> bool {
-        self.properties.delivery_mode == Some(2)
+    /// The content properties, decoded.
+    pub(crate) fn properties(&self) -> Properties {
+        // The bytes were checked at publish (or encoded by the broker), so this does not fail.
+        Properties::decode(&self.raw_properties).unwrap_or_default()
     }
 }
 

@@ -36,6 +36,7 @@ mod input;
 mod introspect;
 mod message;
 mod names;
+mod props;
 mod publish;
 mod queue;
 mod queue_class;

@@ -4,36 +4,12 @@
 use crate::broker::channel::PublishArgs;
 use crate::broker::error::{AmqpError, reply_code, resource};
 use crate::broker::message::{DeathReason, Entry, Message};
+use crate::broker::props::Facts;
 use crate::broker::queue::{Overflow, Pushed, QueueId};
 use crate::broker::{Broker, ConnectionId, wire};
 use amq_protocol::protocol::{AMQPClass, basic};
-use nuropb_amqp::amqp::ContentHeader;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// RabbitMQ's `parse_expiration`: a decimal count of milliseconds, 0 to 2^32-1.
-fn parse_expiration(exp: &str) -> Result<u64, String> {
-    let digits_end = exp
-        .char_indices()
-        .find(|&(i, ch)| !(ch.is_ascii_digit() || (i == 0 && (ch == '-' || ch == '+'))))
-        .map_or(exp.len(), |(i, _)| i);
-    let (number, rest) = exp.split_at(digits_end);
-    let n: i128 = match number.parse() {
-        Ok(n) => n,
-        Err(_) if number.len() > 1 => i128::MAX,
-        Err(_) => return Err("no_integer".into()),
-    };
-    if !rest.is_empty() {
-        return Err(format!("{{leftover_string,\"{rest}\"}}"));
-    }
-    if n < 0 {
-        return Err(format!("{{value_negative,{n}}}"));
-    }
-    if n > 4_294_967_295 {
-        return Err(format!("{{value_too_large,{n},4294967295}}"));
-    }
-    Ok(n as u64)
-}
 
 impl Broker {
     pub(crate) fn publish(
@@ -41,7 +17,7 @@ impl Broker {
         c: ConnectionId,
         ch: u16,
         args: PublishArgs,
-        header: ContentHeader,
+        facts: Facts,
         raw_properties: Vec<u8>,
         body: Vec<u8>,
     ) -> Result<(), AmqpError> {
@@ -56,42 +32,33 @@ impl Broker {
                 resource("exchange", &args.exchange, &self.vhosts[vid].name)
             )));
         }
-        let props = header.properties;
-        if let Some(user) = &props.user_id {
+        if let Some(user) = &facts.user_id {
             let conn = self.conn_mut(c)?;
-            if user.as_str() != conn.user {
+            if *user != conn.user {
                 return Err(AmqpError::precondition_failed(format_args!(
-                    "user_id property set to '{}' but authenticated user was '{}'",
-                    user.as_str(),
+                    "user_id property set to '{user}' but authenticated user was '{}'",
                     conn.user
                 )));
             }
         }
-        let ttl = match &props.expiration {
-            None => None,
-            Some(exp) => Some(parse_expiration(exp.as_str()).map_err(|e| {
-                AmqpError::precondition_failed(format_args!(
-                    "invalid expiration '{}': {e}",
-                    exp.as_str()
-                ))
-            })?),
-        };
+        let ttl = facts.ttl.map_err(AmqpError::precondition_failed)?;
+        let persistent = facts.persistent;
         let mut queues = std::mem::take(&mut self.scratch);
         self.route(
             vid,
             &args.exchange,
             &args.routing_key,
-            props.headers.as_ref(),
+            &raw_properties,
             &mut queues,
         );
         let seq = self.next_publish_seq(c, ch);
         let msg = Arc::new(Message {
             exchange: args.exchange,
             routing_key: args.routing_key,
-            properties: props,
             raw_properties,
             body,
             ttl,
+            persistent,
         });
         if queues.is_empty() && args.mandatory {
             self.send_return(c, ch, &msg);
@@ -161,27 +128,5 @@ impl Broker {
                 false
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expirations_parse_as_rabbitmq() {
-        assert_eq!(parse_expiration("60000"), Ok(60000));
-        assert_eq!(parse_expiration("0"), Ok(0));
-        assert_eq!(parse_expiration("foo"), Err("no_integer".into()));
-        assert_eq!(parse_expiration(""), Err("no_integer".into()));
-        assert_eq!(parse_expiration("-5"), Err("{value_negative,-5}".into()));
-        assert_eq!(
-            parse_expiration("10x"),
-            Err("{leftover_string,\"x\"}".into())
-        );
-        assert_eq!(
-            parse_expiration("4294967296"),
-            Err("{value_too_large,4294967296,4294967295}".into())
-        );
     }
 }

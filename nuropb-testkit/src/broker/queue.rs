@@ -243,7 +243,7 @@ impl Queue {
 
     /// Keeps only persistent messages (what a durable queue recovers after a restart).
     pub(crate) fn keep_persistent(&mut self) {
-        self.messages.retain(|e| e.msg.persistent());
+        self.messages.retain(|e| e.msg.persistent);
         self.bytes = self.messages.iter().map(|e| e.msg.body.len()).sum();
     }
 }
@@ -251,16 +251,15 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nuropb_amqp::amqp::Properties;
 
     fn msg(body: &str, ttl: Option<u64>) -> Arc<Message> {
         Arc::new(Message {
             exchange: String::new(),
             routing_key: "q".into(),
-            properties: Properties::default(),
             raw_properties: vec![0, 0],
             body: body.as_bytes().to_vec(),
             ttl,
+            persistent: false,
         })
     }
 

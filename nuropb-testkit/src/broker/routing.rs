@@ -6,7 +6,7 @@
 //! `#` cost O(pattern × key), never exponential time.
 
 use amq_protocol::types::{AMQPValue, FieldTable};
-use nuropb_amqp::amqp::Headers;
+use nuropb_proto::amqp::Headers;
 
 /// A topic binding key, split into words once at bind time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,7 +98,7 @@ pub(crate) fn headers_match(args: &FieldTable, headers: Option<&Headers>) -> boo
         // RabbitMQ: an `all` binding without keys matches everything, an `any` one nothing.
         return !any;
     }
-    let mut hit = |(k, v): (&nuropb_amqp::amqp::ShortString, &AMQPValue)| {
+    let mut hit = |(k, v): (&nuropb_proto::amqp::ShortString, &AMQPValue)| {
         let Some(have) = headers.and_then(|h| h.get(k.as_str())) else {
             return false;
         };

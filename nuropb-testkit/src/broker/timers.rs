@@ -8,7 +8,7 @@
 
 use crate::broker::connection::Phase;
 use crate::broker::{Broker, ConnectionId};
-use nuropb_amqp::amqp::frame::write_heartbeat;
+use nuropb_proto::amqp::frame::write_heartbeat;
 use std::time::{Duration, Instant};
 
 fn half(h: u16) -> Duration {

@@ -1,6 +1,6 @@
 //! Writing frames, and the hand-written codecs of the hot path.
 //!
-//! Everything goes through `nuropb_amqp::amqp::frame`, except three methods that every message
+//! Everything goes through `nuropb_proto::amqp::frame`, except three methods that every message
 //! crosses — `basic.publish` and `basic.ack` in, `basic.deliver` out — which are parsed and written
 //! here without `amq-protocol`'s allocations, and content written from the publisher's own
 //! property bytes (RabbitMQ forwards them unchanged). Each is tested for equal bytes or values
@@ -8,7 +8,7 @@
 
 use amq_protocol::protocol::AMQPClass;
 use amq_protocol::types::ShortString;
-use nuropb_amqp::amqp::frame::{FRAME_END, FRAME_OVERHEAD, MIN_FRAME_MAX, write_method};
+use nuropb_proto::amqp::frame::{FRAME_END, FRAME_OVERHEAD, MIN_FRAME_MAX, write_method};
 
 const FRAME_METHOD: u8 = 1;
 const FRAME_HEADER: u8 = 2;
@@ -73,7 +73,7 @@ pub(crate) fn write_deliver(
 
 /// Appends a content header frame carrying `raw_properties` (flags and list, as received) and the
 /// body split into frames of at most `frame_max - 8` bytes — the same bytes
-/// `nuropb_amqp::amqp::frame::write_content` writes for the decoded properties.
+/// `nuropb_proto::amqp::frame::write_content` writes for the decoded properties.
 pub(crate) fn write_content_raw(
     out: &mut Vec<u8>,
     channel: u16,
@@ -144,8 +144,8 @@ pub(crate) fn parse_ack(payload: &[u8]) -> Option<(u64, bool)> {
 mod tests {
     use super::*;
     use amq_protocol::protocol::basic;
-    use nuropb_amqp::amqp::frame::{FrameReader, write_content};
-    use nuropb_amqp::amqp::{AMQPValue, Frame, Headers, Properties};
+    use nuropb_proto::amqp::frame::{FrameReader, write_content};
+    use nuropb_proto::amqp::{AMQPValue, Frame, Headers, Properties};
 
     #[test]
     fn deliver_matches_the_generic_codec() {

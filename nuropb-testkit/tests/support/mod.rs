@@ -7,10 +7,10 @@
 
 use amq_protocol::protocol::{AMQPClass, basic, channel, confirm, connection, exchange, queue};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
-use nuropb_amqp::amqp::frame::{
+use nuropb_proto::amqp::frame::{
     Frame, FrameReader, PROTOCOL_HEADER, write_content, write_heartbeat, write_method,
 };
-use nuropb_amqp::amqp::{ContentHeader, Properties};
+use nuropb_proto::amqp::{ContentHeader, Properties};
 use nuropb_testkit::broker::{Broker, BrokerConfig, ConnectionId};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
