@@ -4,9 +4,11 @@
 #   1. makes sure RabbitMQ answers on 127.0.0.1:5672 with its management API on :15672
 #      (starts it when installed but stopped, installs it from Debian's packages when missing);
 #   2. makes a Python venv with the real `nuropb==0.1.8` for the interoperability tests;
-#   3. checks formatting and lints, then runs every test and doc-test of the workspace.
+#   3. checks formatting, lints and the supply chain, then runs every test, doc-test and
+#      benchmark smoke run of the workspace against that broker, that Python and the testkit.
 #
-# Any failure stops the run with a non-zero exit status.
+# Any failure stops the run with a non-zero exit status. Broker and interop tests fail, never
+# skip, when their broker or Python is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -23,18 +25,26 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import nuropb' 2>/dev
   "$venv/bin/pip" install --quiet --disable-pip-version-check nuropb==0.1.8
 fi
 export NUROPB_PYTHON="$venv/bin/python"
-# Broker tests must find their broker: a missing broker is a failure, never a skip.
 export NUROPB_TEST_AMQP_URL="${NUROPB_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
-export NUROPB_REQUIRE_BROKER=1
+# The recorded Python traffic the golden tests replay.
+export NUROPB_WIRE_CAPTURES="${NUROPB_WIRE_CAPTURES:-$root/../shared/wire/wire-captures}"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+step "supply chain (cargo deny, offline)"
+if [ -x "$root/../shared/scripts/supply-chain-check.sh" ]; then
+  "$root/../shared/scripts/supply-chain-check.sh" deny.toml
+else
+  echo "no ../shared/scripts/supply-chain-check.sh: the offline advisory database is missing" >&2
+  exit 1
+fi
 
 step "cargo test"
-cargo test --workspace --all-targets --locked
-cargo test --workspace --doc --locked
+cargo test --workspace --all-targets --all-features --locked
+cargo test --workspace --doc --all-features --locked
 
 step "all tests passed"

@@ -24,6 +24,11 @@
 
 mod tokio_runtime;
 
+/// The README's code, compiled as a doc-test.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub use nuropb_api::*;
 pub use tokio_runtime::TokioRuntime;
 
