@@ -289,3 +289,107 @@ fn oversized_messages_close_the_channel_and_the_rest_is_ignored() {
     c.publish(&mut h, 1, "", "q", "small");
     assert_eq!(h.broker.queue("/", "q").unwrap().messages_ready, 1);
 }
+
+#[test]
+fn transactions_hold_publishes_and_acks_until_commit() {
+    use amq_protocol::protocol::tx;
+    let mut h = Harness::new();
+    let mut c = h.client("/");
+    c.declare_queue(&mut h, 1, "q", FieldTable::default());
+    c.publish(&mut h, 1, "", "q", "before");
+    c.consume(&mut h, 1, "q", "t", false);
+    let d = c.expect_delivery(&mut h);
+    c.send(
+        &mut h,
+        1,
+        AMQPClass::Tx(tx::AMQPMethod::Select(tx::Select {})),
+    );
+    c.expect(
+        &mut h,
+        1,
+        AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})),
+    );
+    c.ack(&mut h, 1, d.delivery_tag, false);
+    c.publish(&mut h, 1, "", "q", "in tx");
+    c.publish_with(
+        &mut h,
+        1,
+        "",
+        "nowhere",
+        true,
+        &Properties::default(),
+        "returned",
+    );
+    c.expect_nothing(&mut h);
+    assert_eq!(h.broker.queue("/", "q").unwrap().messages_unacknowledged, 1);
+    // Rollback: the publishes are gone, the ack undone.
+    c.send(
+        &mut h,
+        1,
+        AMQPClass::Tx(tx::AMQPMethod::Rollback(tx::Rollback {})),
+    );
+    c.expect(
+        &mut h,
+        1,
+        AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})),
+    );
+    assert_eq!(h.broker.queue("/", "q").unwrap().messages_ready, 0);
+    // Commit: the ack applies, the message is stored and delivered, the unroutable returned.
+    c.ack(&mut h, 1, d.delivery_tag, false);
+    c.publish(&mut h, 1, "", "q", "committed");
+    c.publish_with(
+        &mut h,
+        1,
+        "",
+        "nowhere",
+        true,
+        &Properties::default(),
+        "returned",
+    );
+    c.send(
+        &mut h,
+        1,
+        AMQPClass::Tx(tx::AMQPMethod::Commit(tx::Commit {})),
+    );
+    let (_, m) = c.next_method(&mut h);
+    assert!(
+        matches!(m, AMQPClass::Basic(basic::AMQPMethod::Return(_))),
+        "{m:?}"
+    );
+    c.content(&mut h, 1);
+    c.expect(
+        &mut h,
+        1,
+        AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})),
+    );
+    let d = c.expect_delivery(&mut h);
+    assert_eq!(d.text(), "committed");
+    // Confirms and transactions exclude each other, as on RabbitMQ.
+    c.send(
+        &mut h,
+        1,
+        AMQPClass::Confirm(amq_protocol::protocol::confirm::AMQPMethod::Select(
+            amq_protocol::protocol::confirm::Select { nowait: false },
+        )),
+    );
+    c.expect_channel_close(
+        &mut h,
+        1,
+        406,
+        "PRECONDITION_FAILED - cannot switch from tx to confirm mode",
+        (85, 10),
+    );
+    c.open_channel(&mut h, 2);
+    c.send(
+        &mut h,
+        2,
+        AMQPClass::Tx(tx::AMQPMethod::Commit(tx::Commit {})),
+    );
+    c.expect_channel_close(
+        &mut h,
+        2,
+        406,
+        "PRECONDITION_FAILED - channel is not transactional",
+        (90, 20),
+    );
+}

@@ -59,7 +59,8 @@ impl Broker {
         tag: u64,
         multiple: bool,
     ) -> Result<(), AmqpError> {
-        if !multiple {
+        let in_tx = self.channel_mut(c, ch)?.tx.is_some();
+        if !multiple && !in_tx {
             // The hot path: one tag, usually the oldest outstanding.
             let channel = self.channel_mut(c, ch)?;
             let at = channel.unacked_position(tag).ok_or_else(|| unknown(tag))?;
@@ -81,8 +82,24 @@ impl Broker {
             self.settle(u, Settle::Ack);
             return Ok(());
         }
-        for u in self.take_unacked(c, ch, tag, multiple)? {
-            self.settle(u, Settle::Ack);
+        let taken = self.take_unacked(c, ch, tag, multiple)?;
+        self.settle_all(c, ch, taken, Settle::Ack)
+    }
+
+    /// Settles deliveries now, or holds them until `tx.commit` in a transaction.
+    fn settle_all(
+        &mut self,
+        c: ConnectionId,
+        ch: u16,
+        taken: Vec<Unacked>,
+        how: Settle,
+    ) -> Result<(), AmqpError> {
+        if let Some(tx) = self.channel_mut(c, ch)?.tx.as_mut() {
+            tx.settles.extend(taken.into_iter().map(|u| (u, how)));
+            return Ok(());
+        }
+        for u in taken {
+            self.settle(u, how);
         }
         Ok(())
     }
@@ -101,10 +118,8 @@ impl Broker {
         } else {
             Settle::Reject
         };
-        for u in self.take_unacked(c, ch, tag, multiple)? {
-            self.settle(u, how);
-        }
-        Ok(())
+        let taken = self.take_unacked(c, ch, tag, multiple)?;
+        self.settle_all(c, ch, taken, how)
     }
 
     /// `basic.recover` / `recover-async`: RabbitMQ requeues every outstanding delivery of the

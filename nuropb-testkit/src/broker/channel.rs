@@ -2,12 +2,13 @@
 //! mode; and the channel class (`channel.open`, `close`, `close-ok`, `flow`).
 
 use crate::broker::error::AmqpError;
-use crate::broker::message::Entry;
+use crate::broker::message::{Entry, Message};
 use crate::broker::props::Facts;
 use crate::broker::queue::{ConsumerId, QueueId};
 use crate::broker::{Broker, ConnectionId, wire};
 use amq_protocol::protocol::{AMQPClass, channel};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// The arguments of a `basic.publish` waiting for its content.
 #[derive(Clone, Debug)]
@@ -61,6 +62,25 @@ pub(crate) struct Body {
     pub(crate) discard: bool,
 }
 
+/// A message published in a transaction: routed when published, stored at `tx.commit`.
+#[derive(Debug)]
+pub(crate) struct Routed {
+    pub(crate) queues: Vec<QueueId>,
+    pub(crate) msg: Arc<Message>,
+    pub(crate) mandatory: bool,
+}
+
+/// What an open transaction holds.
+#[derive(Debug, Default)]
+pub(crate) struct Tx {
+    pub(crate) publishes: Vec<Routed>,
+    /// Body bytes of `publishes`.
+    pub(crate) bytes: usize,
+    /// Deliveries settled in the transaction: off the channel's unacknowledged list, applied at
+    /// commit, put back on rollback.
+    pub(crate) settles: Vec<(Unacked, Settle)>,
+}
+
 /// A delivery waiting for `basic.ack`, `nack` or `reject`.
 #[derive(Debug)]
 pub(crate) struct Unacked {
@@ -91,6 +111,8 @@ pub(crate) struct Channel {
     pub(crate) limited: u32,
     /// Confirm mode: the sequence number of the next publish.
     pub(crate) confirm_next: Option<u64>,
+    /// Transaction mode (`tx.select`): what the current transaction holds until `tx.commit`.
+    pub(crate) tx: Option<Tx>,
     /// The last queue declared on the channel, for methods naming queue `""`.
     pub(crate) last_queue: Option<String>,
 }
@@ -187,9 +209,15 @@ impl Broker {
         else {
             return;
         };
-        let unacked = std::mem::take(&mut channel.unacked);
+        let mut unacked: Vec<Unacked> = std::mem::take(&mut channel.unacked).into();
         let consumers = std::mem::take(&mut channel.consumers);
         channel.limited = 0;
+        if let Some(tx) = channel.tx.as_mut() {
+            // Settlements of an uncommitted transaction never happened.
+            unacked.extend(tx.settles.drain(..).map(|(u, _)| u));
+            tx.publishes.clear();
+            tx.bytes = 0;
+        }
         for u in unacked {
             self.settle(u, Settle::Requeue);
         }

@@ -16,6 +16,11 @@ impl Broker {
         nowait: bool,
     ) -> Result<(), AmqpError> {
         let channel = self.channel_mut(c, ch)?;
+        if channel.tx.is_some() {
+            return Err(AmqpError::precondition_failed(
+                "cannot switch from tx to confirm mode",
+            ));
+        }
         if channel.confirm_next.is_none() {
             channel.confirm_next = Some(1);
         }

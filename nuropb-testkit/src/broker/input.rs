@@ -9,7 +9,7 @@
 use crate::broker::channel::{Body, Content, Pending, PublishArgs};
 use crate::broker::connection::Phase;
 use crate::broker::error::AmqpError;
-use crate::broker::props::{Facts, facts};
+use crate::broker::props::facts;
 use crate::broker::{Broker, ConnectionId, wire};
 use amq_protocol::protocol::{AMQPClass, access, basic, channel, confirm, exchange, queue, tx};
 use nuropb_proto::amqp::frame::{Frame, FrameError, RawFrame};
@@ -451,7 +451,15 @@ impl Broker {
         let discard = discard || too_big;
         let raw_properties = if discard { Vec::new() } else { props.to_vec() };
         if body_size == 0 {
-            self.complete(c, ch, method, facts, raw_properties, Vec::new(), discard);
+            let done = Body {
+                method,
+                facts,
+                raw_properties,
+                body: Vec::new(),
+                remaining: 0,
+                discard,
+            };
+            self.complete(c, ch, done);
         } else {
             let frame_room = self.config.frame_max as u64;
             let capacity = if discard {
@@ -534,29 +542,20 @@ impl Broker {
             return;
         }
         if let Content::Body(b) = std::mem::take(&mut channel.content) {
-            let Body {
-                method,
-                facts,
-                raw_properties,
-                body,
-                discard,
-                ..
-            } = *b;
-            self.complete(c, ch, method, facts, raw_properties, body, discard);
+            self.complete(c, ch, *b);
         }
     }
 
     /// A content method with all its content.
-    fn complete(
-        &mut self,
-        c: ConnectionId,
-        ch: u16,
-        method: Pending,
-        facts: Facts,
-        raw_properties: Vec<u8>,
-        body: Vec<u8>,
-        discard: bool,
-    ) {
+    fn complete(&mut self, c: ConnectionId, ch: u16, content: Body) {
+        let Body {
+            method,
+            facts,
+            raw_properties,
+            body,
+            discard,
+            ..
+        } = content;
         if discard {
             return;
         }
@@ -615,17 +614,9 @@ impl Broker {
                 self.basic_recover(c, ch, m.requeue, false)
             }
             C::Confirm(confirm::AMQPMethod::Select(m)) => self.confirm_select(c, ch, m.nowait),
-            C::Tx(tx::AMQPMethod::Select(_)) => {
-                let channel = self.channel_mut(c, ch)?;
-                if channel.confirm_next.is_some() {
-                    return Err(AmqpError::precondition_failed(
-                        "cannot switch from confirm to tx mode",
-                    ));
-                }
-                Err(AmqpError::not_implemented(
-                    "transactions (tx.select) are not supported by the testkit broker",
-                ))
-            }
+            C::Tx(tx::AMQPMethod::Select(_)) => self.tx_select(c, ch),
+            C::Tx(tx::AMQPMethod::Commit(_)) => self.tx_commit(c, ch),
+            C::Tx(tx::AMQPMethod::Rollback(_)) => self.tx_rollback(c, ch),
             _ => Err(AmqpError::unimplemented_method()),
         }
     }

@@ -1,13 +1,14 @@
 //! `basic.publish`: the checks RabbitMQ makes (in its order), routing, storing in every queue
-//! reached, `basic.return 312 NO_ROUTE` for an unroutable mandatory message, and the confirm.
+//! reached, `basic.return 312 NO_ROUTE` for an unroutable mandatory message, and the confirm;
+//! transactions (`tx.select`, `commit`, `rollback`), which hold publishes and settlements.
 
-use crate::broker::channel::PublishArgs;
+use crate::broker::channel::{PublishArgs, Routed};
 use crate::broker::error::{AmqpError, reply_code, resource};
 use crate::broker::message::{DeathReason, Entry, Message};
 use crate::broker::props::Facts;
 use crate::broker::queue::{Overflow, Pushed, QueueId};
 use crate::broker::{Broker, ConnectionId, wire};
-use amq_protocol::protocol::{AMQPClass, basic};
+use amq_protocol::protocol::{AMQPClass, basic, tx};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,6 +61,25 @@ impl Broker {
             ttl,
             persistent,
         });
+        let (max_messages, max_bytes) =
+            (self.config.max_queue_messages, self.config.max_queue_bytes);
+        if let Some(tx) = self.channel_mut(c, ch)?.tx.as_mut() {
+            if tx.publishes.len() >= max_messages || tx.bytes + msg.body.len() > max_bytes {
+                self.scratch = queues;
+                return Err(AmqpError::precondition_failed(
+                    "transaction holds more messages than a queue may",
+                ));
+            }
+            tx.bytes += msg.body.len();
+            tx.publishes.push(Routed {
+                queues: queues.clone(),
+                msg,
+                mandatory: args.mandatory,
+            });
+            queues.clear();
+            self.scratch = queues;
+            return Ok(());
+        }
         if queues.is_empty() && args.mandatory {
             self.send_return(c, ch, &msg);
         }
@@ -75,6 +95,73 @@ impl Broker {
         if let Some(seq) = seq {
             self.send_confirm(c, ch, seq, !refused);
         }
+        Ok(())
+    }
+
+    /// `tx.commit`: stores the transaction's messages (returning unroutable mandatory ones)
+    /// and applies its settlements, in order.
+    pub(crate) fn tx_commit(&mut self, c: ConnectionId, ch: u16) -> Result<(), AmqpError> {
+        let now = self
+            .now
+            .ok_or_else(|| AmqpError::internal("commit before any time was given"))?;
+        let tx = self
+            .channel_mut(c, ch)?
+            .tx
+            .as_mut()
+            .ok_or_else(|| AmqpError::precondition_failed("channel is not transactional"))?;
+        let publishes = std::mem::take(&mut tx.publishes);
+        let settles = std::mem::take(&mut tx.settles);
+        tx.bytes = 0;
+        for r in publishes {
+            if r.queues.is_empty() && r.mandatory {
+                self.send_return(c, ch, &r.msg);
+            }
+            for q in r.queues {
+                self.enqueue(q, Arc::clone(&r.msg), now);
+            }
+        }
+        for (u, how) in settles {
+            self.settle(u, how);
+        }
+        let ok = AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {}));
+        wire::method(&mut self.conn_mut(c)?.out, ch, &ok);
+        Ok(())
+    }
+
+    /// `tx.rollback`: drops the transaction's messages; its settled deliveries are outstanding
+    /// again.
+    pub(crate) fn tx_rollback(&mut self, c: ConnectionId, ch: u16) -> Result<(), AmqpError> {
+        let channel = self.channel_mut(c, ch)?;
+        let tx = channel
+            .tx
+            .as_mut()
+            .ok_or_else(|| AmqpError::precondition_failed("channel is not transactional"))?;
+        tx.publishes.clear();
+        tx.bytes = 0;
+        let settles = std::mem::take(&mut tx.settles);
+        for (u, _) in settles {
+            if u.consumer.is_some() {
+                channel.limited += 1;
+            }
+            let at = channel.unacked.partition_point(|x| x.tag < u.tag);
+            channel.unacked.insert(at, u);
+        }
+        let ok = AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {}));
+        wire::method(&mut self.conn_mut(c)?.out, ch, &ok);
+        Ok(())
+    }
+
+    /// `tx.select`.
+    pub(crate) fn tx_select(&mut self, c: ConnectionId, ch: u16) -> Result<(), AmqpError> {
+        let channel = self.channel_mut(c, ch)?;
+        if channel.confirm_next.is_some() {
+            return Err(AmqpError::precondition_failed(
+                "cannot switch from confirm to tx mode",
+            ));
+        }
+        channel.tx.get_or_insert_with(Default::default);
+        let ok = AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {}));
+        wire::method(&mut self.conn_mut(c)?.out, ch, &ok);
         Ok(())
     }
 
