@@ -6,6 +6,7 @@
 //!   the `amq.*` ones), durable, exclusive and auto-delete queues, dead-lettering with `x-death`,
 //!   TTL, length limits, prefetch, publisher confirms, returns — with RabbitMQ's reply codes and
 //!   texts.
+//! - [`fuzzing`]: one function that drives a broker with arbitrary bytes, for fuzz targets.
 //! - [`server`]: that broker served over TCP on standard threads, embeddable in a test or an
 //!   example ([`server::spawn`]); the `nuropb-broker` binary runs it from the command line.
 //!
@@ -23,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod broker;
+pub mod fuzzing;
 pub mod server;
 
 pub use broker::{Broker, BrokerConfig, ConnectionId};

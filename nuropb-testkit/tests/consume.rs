@@ -546,3 +546,30 @@ fn auto_delete_queue_goes_with_its_last_consumer() {
     c.close_channel(&mut h, 1);
     assert!(h.broker.queue("/", "ad").is_none());
 }
+
+#[test]
+fn an_unacknowledged_delivery_times_out_as_on_rabbitmq() {
+    use std::time::Duration;
+    let mut h = Harness::new();
+    let mut c = h.client("/");
+    c.declare_queue(&mut h, 1, "q", FieldTable::default());
+    c.publish(&mut h, 1, "", "q", "slow");
+    c.consume(&mut h, 1, "q", "t", false);
+    c.expect_delivery(&mut h);
+    let due = h.now + Duration::from_secs(1800);
+    assert_eq!(h.broker.poll_timeout(), Some(due));
+    h.advance(Duration::from_secs(1799));
+    c.expect_nothing(&mut h);
+    h.advance(Duration::from_secs(1));
+    c.expect_channel_close(
+        &mut h,
+        1,
+        406,
+        "PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out. Timeout value \
+         used: 1800000 ms. This timeout value can be configured, see consumers doc guide to \
+         learn more",
+        (0, 0),
+    );
+    let q = h.broker.queue("/", "q").unwrap();
+    assert_eq!((q.messages_ready, q.consumers), (1, 0), "requeued");
+}

@@ -657,3 +657,12 @@ fn the_session_exercises_what_it_claims() {
         1
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_fuzz_entry_point_never_panics(data in prop::collection::vec(any::<u8>(), 0..600)) {
+        nuropb_testkit::fuzzing::run(&data);
+    }
+}

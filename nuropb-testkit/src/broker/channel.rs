@@ -9,6 +9,7 @@ use crate::broker::{Broker, ConnectionId, wire};
 use amq_protocol::protocol::{AMQPClass, channel};
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The arguments of a `basic.publish` waiting for its content.
 #[derive(Clone, Debug)]
@@ -89,6 +90,8 @@ pub(crate) struct Unacked {
     /// The consumer it went to (`None` for `basic.get`).
     pub(crate) consumer: Option<ConsumerId>,
     pub(crate) entry: Entry,
+    /// When it was delivered (for the consumer timeout).
+    pub(crate) delivered_at: Instant,
 }
 
 /// One open (or closing) channel.

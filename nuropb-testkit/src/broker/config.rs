@@ -37,6 +37,10 @@ pub struct BrokerConfig {
     pub handshake_timeout: Duration,
     /// How long the broker waits for `connection.close-ok` after sending `connection.close`.
     pub close_timeout: Duration,
+    /// RabbitMQ's `consumer_timeout` (30 minutes by default since 3.8.15): a delivery not
+    /// acknowledged for this long closes its channel with `406 PRECONDITION_FAILED - delivery
+    /// acknowledgement on channel N timed out…`, which requeues it. `None` disables the check.
+    pub consumer_timeout: Option<Duration>,
     /// Whether `connection.open` creates a virtual host that does not exist yet (the default). When
     /// off, only `/` and hosts added with [`Broker::add_vhost`](crate::broker::Broker::add_vhost)
     /// exist and others get `530 NOT_ALLOWED - vhost X not found`, as on RabbitMQ.
@@ -94,6 +98,7 @@ impl Default for BrokerConfig {
             channel_max: 2047,
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(30),
+            consumer_timeout: Some(Duration::from_secs(30 * 60)),
             auto_create_vhosts: true,
             declare_mesh_exchanges: false,
             max_connections: 10_000,

@@ -127,12 +127,12 @@ impl Broker {
             let Some(id) = chosen else {
                 return;
             };
-            self.deliver(q, id);
+            self.deliver(q, id, now);
         }
     }
 
     /// Delivers the head of queue `q` to consumer `id` (which has room).
-    fn deliver(&mut self, q: QueueId, id: ConsumerId) {
+    fn deliver(&mut self, q: QueueId, id: ConsumerId, now: Instant) {
         let Broker {
             queues,
             consumers,
@@ -180,6 +180,7 @@ impl Broker {
                 queue: q,
                 consumer: Some(id),
                 entry,
+                delivered_at: now,
             });
         }
     }
@@ -246,6 +247,7 @@ impl Broker {
                 queue: q,
                 consumer: None,
                 entry,
+                delivered_at: now,
             });
         }
         Ok(())

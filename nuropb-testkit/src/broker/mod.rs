@@ -17,8 +17,41 @@
 //! - `publish` (basic.publish, returns), `confirm` (publisher confirms), `consumer` (qos,
 //!   consume, cancel), `delivery` (dispatch to consumers, basic.get), `ack` (ack/nack/reject/
 //!   recover), `dead_letter` (`x-death` and dead-letter routing);
-//! - `timers` (heartbeats, handshake and close timeouts, TTL expiry); `introspect` (what tests
-//!   ask about queues, bindings and connections); `message`, `names`, `error`, `wire`.
+//! - `timers` (heartbeats, handshake and close timeouts, TTL expiry, consumer timeout);
+//!   `introspect` (what tests ask about queues, bindings and connections); `message`, `props`
+//!   (reading content properties without decoding them), `names`, `error`, `wire`.
+//!
+//! # Fidelity to RabbitMQ 3.10
+//!
+//! Reply codes, reply texts and the failing class/method ids were checked against RabbitMQ
+//! 3.10.8 with raw clients for the declares, binds, deletes, purges, consumes, publishes, acks,
+//! transactions, confirms and protocol violations the tests cover; `x-death` headers against its
+//! dead letters. Known differences:
+//!
+//! - Frame-error texts name the problem without RabbitMQ's payload snippet
+//!   (`FRAME_ERROR - type 9: unknown_frame` for `… type 9, all octets = <<>>: unknown_frame`),
+//!   and the connection ends as soon as `connection.close` is written (the byte stream cannot be
+//!   trusted to carry a `close-ok`).
+//! - A body frame larger than its header announced closes the connection with 501; RabbitMQ
+//!   waits forever. A message over [`BrokerConfig::max_message_size`] (16 MiB; RabbitMQ's
+//!   default is 128 MiB) is refused when its header arrives, RabbitMQ refuses it once complete.
+//!   A content method on a channel that is not open fails at the method (504), RabbitMQ after its
+//!   content.
+//! - Before `connection.open`, anything unexpected drops the socket at once; RabbitMQ waits a
+//!   few seconds first.
+//! - Time is exact where RabbitMQ polls: heartbeats go out after `H/2` of silence and a client
+//!   silent for `2H` is dropped (RabbitMQ: between `2H` and `3H`); the consumer timeout fires at
+//!   its deadline (RabbitMQ: on a one-minute tick).
+//! - The keys of an `x-death` entry are written in key order (nested tables are `amq-protocol`
+//!   `FieldTable`s); RabbitMQ writes a first death's entry as count, reason, queue, time,
+//!   exchange, routing-keys, original-expiration. The top-level headers are sorted on both.
+//! - Publisher confirms are one `basic.ack`/`nack` per publish, never `multiple`: every message
+//!   is settled as it is published.
+//! - Not implemented (arguments accepted, validated where RabbitMQ validates them, compared on
+//!   redeclare, otherwise ignored): `x-expires`, `x-max-priority` (no priority order),
+//!   `x-single-active-consumer`, `x-queue-type` (every queue is classic), `x-queue-mode`; `CC`
+//!   and `BCC` header routing; direct reply-to; `connection.blocked` (never sent); permissions,
+//!   users other than the configured one, and per-vhost limits.
 
 mod ack;
 mod args;
@@ -272,6 +305,17 @@ impl Broker {
             }
         }
         true
+    }
+
+    /// The connections that have bytes waiting in [`poll_transmit`](Self::poll_transmit), or
+    /// that the broker is done with ([`is_closed`](Self::is_closed)), in id order — what a
+    /// server or a simulator has to attend to after a step.
+    pub fn connections_to_service(&self) -> Vec<ConnectionId> {
+        self.connections
+            .iter()
+            .filter(|(_, conn)| !conn.out.is_empty() || conn.phase == Phase::Closed)
+            .map(|(&c, _)| c)
+            .collect()
     }
 
     /// Output bytes waiting for connection `c`.

@@ -4,9 +4,12 @@
 //! nothing for `H/2` (RabbitMQ's sender checks every half interval), and gives up on a client it
 //! has heard nothing from for `2H` — two missed intervals: the connection is closed without a
 //! word (as RabbitMQ does on a heartbeat timeout), its messages requeued. A message expires when
-//! it is at the head of its queue and its TTL has passed.
+//! it is at the head of its queue and its TTL has passed. A delivery left unacknowledged for
+//! [`BrokerConfig::consumer_timeout`](crate::broker::BrokerConfig::consumer_timeout) closes its
+//! channel, as RabbitMQ's `consumer_timeout` does.
 
 use crate::broker::connection::Phase;
+use crate::broker::error::AmqpError;
 use crate::broker::{Broker, ConnectionId};
 use nuropb_proto::amqp::frame::write_heartbeat;
 use std::time::{Duration, Instant};
@@ -20,6 +23,37 @@ fn twice(h: u16) -> Duration {
 }
 
 impl Broker {
+    /// Closes every channel whose oldest delivery has waited `timeout` for its acknowledgement.
+    fn consumer_timeouts(&mut self, now: Instant, timeout: Duration) {
+        let late: Vec<(ConnectionId, u16)> = self
+            .connections
+            .iter()
+            .filter(|(_, conn)| conn.phase == Phase::Running)
+            .flat_map(|(&c, conn)| {
+                conn.channels
+                    .iter()
+                    .filter(|(_, ch)| {
+                        !ch.closing
+                            && ch
+                                .unacked
+                                .front()
+                                .and_then(|u| u.delivered_at.checked_add(timeout))
+                                .is_some_and(|t| t <= now)
+                    })
+                    .map(move |(&n, _)| (c, n))
+            })
+            .collect();
+        for (c, ch) in late {
+            let err = AmqpError::precondition_failed(format_args!(
+                "delivery acknowledgement on channel {ch} timed out. Timeout value used: {} ms. \
+                 This timeout value can be configured, see consumers doc guide to learn more",
+                timeout.as_millis()
+            ))
+            .at(0, 0);
+            self.channel_error(c, ch, err);
+        }
+    }
+
     /// The next instant at which [`handle_timeout`](Self::handle_timeout) has something to do,
     /// if any: a heartbeat to send, a client to give up on, a handshake or close-ok that took
     /// too long, a message to expire.
@@ -37,6 +71,13 @@ impl Broker {
                     if conn.heartbeat > 0 {
                         at(conn.send_mark.0.checked_add(half(conn.heartbeat)));
                         at(conn.last_recv.checked_add(twice(conn.heartbeat)));
+                    }
+                    if let Some(timeout) = self.config.consumer_timeout {
+                        for channel in conn.channels.values().filter(|ch| !ch.closing) {
+                            if let Some(u) = channel.unacked.front() {
+                                at(u.delivered_at.checked_add(timeout));
+                            }
+                        }
                     }
                 }
                 _ => at(conn.deadline),
@@ -91,6 +132,9 @@ impl Broker {
                     }
                 }
             }
+        }
+        if let Some(timeout) = self.config.consumer_timeout {
+            self.consumer_timeouts(now, timeout);
         }
         let queues: Vec<_> = self
             .queues
