@@ -181,7 +181,7 @@ fn reject_publish_overflow_nacks() {
         AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
             delivery_tag: 2,
             multiple: false,
-            requeue: false,
+            requeue: true, // RabbitMQ 3.10 sends the spec default
         })),
     );
     let bodies: Vec<Vec<u8>> = h

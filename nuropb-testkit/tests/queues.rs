@@ -295,6 +295,17 @@ fn purge_and_delete() {
             message_count: 3,
         })),
     );
+    c.publish(&mut h, 1, "", "q", "outstanding");
+    c.send(
+        &mut h,
+        1,
+        AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
+            queue: "q".into(),
+            no_ack: false,
+        })),
+    );
+    c.next_method(&mut h);
+    c.content(&mut h, 1);
     c.consume(&mut h, 1, "q", "t", true);
     c.send(&mut h, 1, delete("q", true, false));
     c.expect_channel_close(
@@ -304,8 +315,9 @@ fn purge_and_delete() {
         "PRECONDITION_FAILED - queue 'q' in vhost '/' in use",
         (50, 40),
     );
+    // The channel's close requeued the outstanding message.
+    assert_eq!(h.broker.queue("/", "q").unwrap().messages_ready, 1);
     c.open_channel(&mut h, 1);
-    c.publish(&mut h, 1, "", "q2", "nothing");
     c.send(&mut h, 1, delete("missing", false, false));
     c.expect(
         &mut h,
@@ -314,13 +326,38 @@ fn purge_and_delete() {
             message_count: 0,
         })),
     );
-    c.send(&mut h, 1, delete("q", false, false));
+    c.qos(&mut h, 1, 1, false);
+    c.consume(&mut h, 1, "q", "t2", false);
+    let d = c.expect_delivery(&mut h);
+    c.publish(&mut h, 1, "", "q", "ready");
+    c.open_channel(&mut h, 2);
+    c.send(&mut h, 2, delete("q", false, false));
     c.expect(
         &mut h,
         1,
-        AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
-            message_count: 0,
+        AMQPClass::Basic(basic::AMQPMethod::Cancel(basic::Cancel {
+            consumer_tag: "t2".into(),
+            nowait: true,
         })),
+    );
+    c.expect(
+        &mut h,
+        2,
+        AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
+            message_count: 1,
+        })),
+    );
+    // Its outstanding deliveries are forgotten, as on RabbitMQ.
+    c.ack(&mut h, 1, d.delivery_tag, false);
+    c.expect_channel_close(
+        &mut h,
+        1,
+        406,
+        &format!(
+            "PRECONDITION_FAILED - unknown delivery tag {}",
+            d.delivery_tag
+        ),
+        (60, 80),
     );
     assert!(h.broker.queue("/", "q").is_none());
     assert!(h.broker.bindings("/").iter().all(|b| b.destination != "q"));

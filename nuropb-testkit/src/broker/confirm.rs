@@ -50,10 +50,11 @@ impl Broker {
                 multiple: false,
             }))
         } else {
+            // RabbitMQ's nack record keeps the spec default, requeue=true.
             AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
                 delivery_tag: seq,
                 multiple: false,
-                requeue: false,
+                requeue: true,
             }))
         };
         wire::method(&mut conn.out, ch, &m);

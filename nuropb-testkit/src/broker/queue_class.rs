@@ -256,13 +256,34 @@ impl Broker {
     }
 
     /// Deletes a queue: its bindings go, its consumers are cancelled (with a `basic.cancel` to
-    /// clients that announced `consumer_cancel_notify`), its ready messages are dropped. Returns
-    /// how many ready messages it had. Deliveries still unacknowledged stay with their channels;
-    /// settling them later is accepted and does nothing.
+    /// clients that announced `consumer_cancel_notify`), its ready messages are dropped, and its
+    /// deliveries still unacknowledged are forgotten — acknowledging one afterwards is an unknown
+    /// delivery tag, as on RabbitMQ. Returns how many ready messages it had.
     pub(crate) fn delete_queue(&mut self, id: QueueId) -> usize {
         let Some(q) = self.queues.remove(&id) else {
             return 0;
         };
+        if q.unacked > 0 {
+            for conn in self.connections.values_mut() {
+                for channel in conn.channels.values_mut() {
+                    let before = channel.unacked.len();
+                    let mut limited = 0;
+                    channel.unacked.retain(|u| {
+                        let keep = u.queue != id;
+                        if !keep && u.consumer.is_some() {
+                            limited += 1;
+                        }
+                        keep
+                    });
+                    if let Some(tx) = channel.tx.as_mut() {
+                        tx.settles.retain(|(u, _)| u.queue != id);
+                    }
+                    if channel.unacked.len() != before {
+                        channel.limited = channel.limited.saturating_sub(limited);
+                    }
+                }
+            }
+        }
         let vid = q.vhost;
         if self.vhosts[vid].queues.get(&q.name) == Some(&id) {
             self.vhosts[vid].queues.remove(&q.name);
