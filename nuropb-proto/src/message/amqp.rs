@@ -122,7 +122,7 @@ impl Publication {
             _ => None,
         };
         let mut headers = Headers::default();
-        headers.insert("nuropb_protocol", long(&message.protocol));
+        headers.insert("nuropb_protocol", long(message.protocol));
         headers.insert("nuropb_version", long(NUROPB_VERSION));
         headers.insert("nuropb_type", long(message.kind().as_str()));
         headers.insert(
@@ -163,7 +163,7 @@ impl Publication {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Envelope {
     /// The protocol version (always [`NUROPB_PROTOCOL`] once validated).
-    pub protocol: String,
+    pub protocol: &'static str,
     /// `nuropb_type`.
     pub kind: MessageType,
     /// The `correlation_id` property.
@@ -178,16 +178,21 @@ pub struct Envelope {
     pub reply_to: Option<String>,
 }
 
-/// Reads a header as text: long or short string; `None` when absent or void.
-fn text(headers: &Headers, name: &'static str) -> Result<Option<String>, DecodeError> {
+/// A header's bytes, without copying: long or short string; `None` when absent or void.
+fn bytes<'a>(headers: &'a Headers, name: &'static str) -> Result<Option<&'a [u8]>, DecodeError> {
     match headers.get(name) {
         None | Some(AMQPValue::Void) => Ok(None),
-        Some(AMQPValue::LongString(s)) => String::from_utf8(s.as_bytes().to_vec())
-            .map(Some)
-            .map_err(|_| DecodeError::BadHeader(name)),
-        Some(AMQPValue::ShortString(s)) => Ok(Some(s.as_str().to_owned())),
+        Some(AMQPValue::LongString(s)) => Ok(Some(s.as_bytes())),
+        Some(AMQPValue::ShortString(s)) => Ok(Some(s.as_str().as_bytes())),
         Some(_) => Err(DecodeError::BadHeader(name)),
     }
+}
+
+/// A header as text, copied.
+fn text(headers: &Headers, name: &'static str) -> Result<Option<String>, DecodeError> {
+    bytes(headers, name)?
+        .map(|b| String::from_utf8(b.to_vec()).map_err(|_| DecodeError::BadHeader(name)))
+        .transpose()
 }
 
 impl Envelope {
@@ -201,15 +206,18 @@ impl Envelope {
     /// ```
     pub fn from_properties(properties: &Properties) -> Result<Envelope, DecodeError> {
         let headers = properties.headers.as_ref().ok_or(DecodeError::NoHeaders)?;
-        let protocol = text(headers, "nuropb_protocol")?;
-        if protocol.as_deref() != Some(NUROPB_PROTOCOL) {
-            return Err(DecodeError::UnsupportedProtocol(protocol));
+        let protocol = bytes(headers, "nuropb_protocol")?;
+        if protocol != Some(NUROPB_PROTOCOL.as_bytes()) {
+            let shown = protocol.map(|p| String::from_utf8_lossy(p).into_owned());
+            return Err(DecodeError::UnsupportedProtocol(shown));
         }
-        let kind_name = text(headers, "nuropb_type")?;
+        let kind_name = bytes(headers, "nuropb_type")?;
         let kind = kind_name
-            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
             .and_then(MessageType::parse)
-            .ok_or(DecodeError::UnknownType(kind_name.clone()))?;
+            .ok_or_else(|| {
+                DecodeError::UnknownType(kind_name.map(|k| String::from_utf8_lossy(k).into_owned()))
+            })?;
         let correlation_id = properties
             .correlation_id
             .as_ref()
@@ -225,12 +233,12 @@ impl Envelope {
             ),
         };
         Ok(Envelope {
-            protocol: NUROPB_PROTOCOL.to_owned(),
+            protocol: NUROPB_PROTOCOL,
             kind,
             correlation_id,
             trace_id: text(headers, "trace_id")?,
             ttl,
-            encrypted: text(headers, "encrypted")?.as_deref() == Some("yes"),
+            encrypted: bytes(headers, "encrypted")? == Some(b"yes".as_slice()),
             reply_to: properties
                 .reply_to
                 .as_ref()

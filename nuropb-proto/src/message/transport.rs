@@ -15,7 +15,7 @@ pub const NUROPB_VERSION: &str = "0.1.8";
 #[derive(Clone, Debug, PartialEq)]
 pub struct TransportMessage {
     /// The protocol version, `nuropb_protocol`: [`NUROPB_PROTOCOL`].
-    pub protocol: String,
+    pub protocol: &'static str,
     /// The AMQP `correlation_id` property: the key that pairs a response with its request.
     pub correlation_id: String,
     /// The `trace_id` header; void on the wire when absent.
@@ -40,7 +40,7 @@ impl TransportMessage {
     /// ```
     pub fn new(payload: Payload) -> Self {
         TransportMessage {
-            protocol: NUROPB_PROTOCOL.to_owned(),
+            protocol: NUROPB_PROTOCOL,
             correlation_id: payload.correlation_id().to_owned(),
             trace_id: payload.trace_id().map(str::to_owned),
             ttl: None,
