@@ -573,3 +573,46 @@ fn an_unacknowledged_delivery_times_out_as_on_rabbitmq() {
     let q = h.broker.queue("/", "q").unwrap();
     assert_eq!((q.messages_ready, q.consumers), (1, 0), "requeued");
 }
+
+#[test]
+fn deliveries_pause_while_the_consumer_does_not_read() {
+    let mut h = Harness::with_config(nuropb_testkit::broker::BrokerConfig {
+        max_output_buffer: 2000,
+        ..nuropb_testkit::broker::BrokerConfig::default()
+    });
+    let mut p = h.client("/");
+    p.declare_queue(&mut h, 1, "q", FieldTable::default());
+    let mut c = h.client("/");
+    c.consume(&mut h, 1, "q", "t", true);
+    let body = "x".repeat(500);
+    for _ in 0..20 {
+        p.publish(&mut h, 1, "", "q", &body);
+    }
+    let pending = h.broker.pending_output(c.id);
+    assert!(
+        (2000..2000 + 600).contains(&pending),
+        "{pending} bytes waiting"
+    );
+    let ready = h.broker.queue("/", "q").unwrap().messages_ready;
+    assert!(ready >= 15, "{ready} left in the queue");
+    // Reading resumes them, a budget at a time.
+    let mut got = 0;
+    while got < 20 {
+        let before = got;
+        got += c
+            .drain(&mut h)
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f,
+                    nuropb_proto::amqp::Frame::Method(
+                        _,
+                        AMQPClass::Basic(basic::AMQPMethod::Deliver(_))
+                    )
+                )
+            })
+            .count();
+        assert!(got > before, "no progress at {got}");
+    }
+    assert_eq!(h.broker.queue("/", "q").unwrap().messages_ready, 0);
+}
