@@ -3,12 +3,13 @@
 use crate::driver::Order;
 use futures_channel::{mpsc, oneshot};
 use nuropb_proto::describe::ServiceDescription;
-use nuropb_proto::mesh::Request;
+use nuropb_proto::mesh::{OutgoingEvent, Request};
 use nuropb_proto::{ErrorKind, NuropbError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,9 +20,49 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Client {
     pub(crate) commands: mpsc::UnboundedSender<Order>,
+    pub(crate) ids: Arc<CorrelationIds>,
     pub(crate) descriptions: Arc<Mutex<HashMap<String, ServiceDescription>>>,
     pub(crate) name: String,
     pub(crate) instance_id: String,
+}
+
+/// Refuses what AMQP cannot carry as a short string, before it is queued.
+fn check_short(what: &str, value: &str) -> Result<(), NuropbError> {
+    if value.len() > 255 {
+        return Err(NuropbError::new(
+            ErrorKind::Message,
+            format!(
+                "the {what} is {} bytes long; AMQP allows at most 255",
+                value.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Correlation ids for commands and events sent through a handle: 32 hex digits, a random
+/// prefix and a counter, unique without a system call each.
+#[derive(Debug)]
+pub(crate) struct CorrelationIds {
+    prefix: u64,
+    next: AtomicU64,
+}
+
+impl CorrelationIds {
+    pub(crate) fn new() -> Self {
+        let mut bytes = [0u8; 16];
+        let _ = getrandom::fill(&mut bytes);
+        let (prefix, start) = bytes.split_at(8);
+        CorrelationIds {
+            prefix: u64::from_le_bytes(prefix.try_into().unwrap_or_default()),
+            next: AtomicU64::new(u64::from_le_bytes(start.try_into().unwrap_or_default())),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}{n:016x}", self.prefix)
+    }
 }
 
 fn stopped() -> NuropbError {
@@ -79,29 +120,43 @@ impl Client {
             .map_err(|e| NuropbError::new(ErrorKind::Message, format!("unexpected result: {e}")))
     }
 
-    /// Sends a command (no response); returns its correlation id once it is on its way.
-    pub async fn command(&self, request: Request) -> Result<String, NuropbError> {
-        self.ask(|reply| Order::Send(request, reply)).await
+    /// Sends a command (no response) and returns its correlation id at once, as Python's
+    /// `command` does: it goes out with the next write (or when the endpoint reconnects, within
+    /// the request's timeout). An unroutable command is logged as not delivered.
+    pub fn command(&self, mut request: Request) -> Result<String, NuropbError> {
+        check_short("service", &request.service)?;
+        let correlation_id = request
+            .correlation_id
+            .clone()
+            .unwrap_or_else(|| self.ids.next());
+        request.correlation_id = Some(correlation_id.clone());
+        self.commands
+            .unbounded_send(Order::Send(request))
+            .map_err(|_| stopped())?;
+        Ok(correlation_id)
     }
 
-    /// Publishes `event` on `topic`; returns its correlation id.
-    pub async fn publish_event(
+    /// Publishes `event` on `topic` and returns its correlation id at once, as Python's
+    /// `publish_event` does.
+    pub fn publish_event(
         &self,
         topic: &str,
         event: impl Serialize,
         context: Value,
         trace_id: Option<String>,
     ) -> Result<String, NuropbError> {
+        check_short("topic", topic)?;
         let event = serde_json::to_value(event)
             .map_err(|e| NuropbError::new(ErrorKind::Message, e.to_string()))?;
-        self.ask(|reply| Order::Publish {
-            topic: topic.to_owned(),
-            event,
-            context,
-            trace_id,
-            reply,
-        })
-        .await
+        let correlation_id = self.ids.next();
+        let mut outgoing = OutgoingEvent::new(topic, event)
+            .context(context)
+            .correlation_id(correlation_id.clone());
+        outgoing.trace_id = trace_id;
+        self.commands
+            .unbounded_send(Order::Publish(outgoing))
+            .map_err(|_| stopped())?;
+        Ok(correlation_id)
     }
 
     /// The description of `service`: from the cache, or asked for (and cached) when absent or

@@ -14,7 +14,8 @@ use futures_io::AsyncRead;
 use futures_util::StreamExt;
 use nuropb_proto::describe::ServiceDescription;
 use nuropb_proto::mesh::{
-    Call, DeliveryId, Endpoint, Event, EventSpec, IncomingEvent, Outcome, Phase, Request, RequestId,
+    Call, DeliveryId, Endpoint, Event, EventSpec, IncomingEvent, Outcome, OutgoingEvent, Phase,
+    Request, RequestId,
 };
 use nuropb_proto::{ErrorKind, NuropbError};
 use serde_json::Value;
@@ -30,14 +31,10 @@ use tracing::Instrument;
 /// A handle's request to the driver.
 pub(crate) enum Order {
     Request(Request, oneshot::Sender<Result<Value, NuropbError>>),
-    Send(Request, oneshot::Sender<Result<String, NuropbError>>),
-    Publish {
-        topic: String,
-        event: Value,
-        context: Value,
-        trace_id: Option<String>,
-        reply: oneshot::Sender<Result<String, NuropbError>>,
-    },
+    /// A command: fire and forget (what goes wrong is logged).
+    Send(Request),
+    /// An event: fire and forget.
+    Publish(OutgoingEvent),
     Describe(
         String,
         oneshot::Sender<Result<ServiceDescription, NuropbError>>,
@@ -228,20 +225,15 @@ impl Driver {
                     }
                 }
             }
-            Order::Send(request, reply) => {
-                let _ = reply.send(self.endpoint.command(request, now));
+            Order::Send(request) => {
+                if let Err(error) = self.endpoint.command(request, now) {
+                    tracing::warn!(%error, "command not sent");
+                }
             }
-            Order::Publish {
-                topic,
-                event,
-                context,
-                trace_id,
-                reply,
-            } => {
-                let _ = reply.send(
-                    self.endpoint
-                        .publish_event(&topic, event, context, trace_id, now),
-                );
+            Order::Publish(event) => {
+                if let Err(error) = self.endpoint.publish_event(event, now) {
+                    tracing::warn!(%error, "event not published");
+                }
             }
             Order::Describe(service, reply) => match self.endpoint.describe(&service, now) {
                 Ok(id) => {
@@ -621,8 +613,7 @@ impl Driver {
         while let Ok(command) = self.commands.try_recv() {
             let _ = match command {
                 Order::Request(_, reply) => reply.send(Err(error.clone())).is_ok(),
-                Order::Send(_, reply) => reply.send(Err(error.clone())).is_ok(),
-                Order::Publish { reply, .. } => reply.send(Err(error.clone())).is_ok(),
+                Order::Send(_) | Order::Publish(_) => true,
                 Order::Describe(_, reply) => reply.send(Err(error.clone())).is_ok(),
                 Order::ConfigureMesh(reply) => reply.send(Err(error.clone())).is_ok(),
                 Order::Shutdown(_, reply) => reply.send(()).is_ok(),

@@ -216,6 +216,7 @@ impl Connector {
         })??;
         let client = Client {
             commands,
+            ids: Arc::new(client::CorrelationIds::new()),
             descriptions: Arc::new(Mutex::new(HashMap::new())),
             name,
             instance_id,

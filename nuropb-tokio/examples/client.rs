@@ -48,8 +48,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         for _ in 0..BATCH_SIZE {
-            api.command(Request::new("sandbox", "test_method").params(json!({"param1": "value1"})))
-                .await?;
+            api.command(
+                Request::new("sandbox", "test_method").params(json!({"param1": "value1"})),
+            )?;
         }
         for _ in 0..BATCH_SIZE {
             api.publish_event(
@@ -57,8 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 json!({"event_key": "event_value"}),
                 json!({"context1": "value1"}),
                 None,
-            )
-            .await?;
+            )?;
         }
         total += 3 * BATCH_SIZE;
         tracing::info!(batch, ok, elapsed = ?batch_start.elapsed(), "batch completed");

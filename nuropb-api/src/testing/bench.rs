@@ -228,7 +228,6 @@ pub async fn events(bench: &BenchRuntime, total: u64) -> Figures {
                 json!({}),
                 None,
             )
-            .await
             .expect("publish");
     }
     while events_seen(&client).await < before + total {

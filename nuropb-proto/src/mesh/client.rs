@@ -49,6 +49,8 @@ pub struct Request {
     pub ttl: Option<Duration>,
     /// Whether to encrypt the call (and its response) with the service's public key.
     pub encrypted: bool,
+    /// The correlation id to send it with; the endpoint makes one (32 hex digits) when `None`.
+    pub correlation_id: Option<String>,
 }
 
 fn object(value: Value) -> Object {
@@ -75,6 +77,7 @@ impl Request {
             timeout: None,
             ttl: None,
             encrypted: false,
+            correlation_id: None,
         }
     }
 
@@ -111,6 +114,65 @@ impl Request {
     /// Encrypts the call.
     pub fn encrypted(mut self) -> Self {
         self.encrypted = true;
+        self
+    }
+
+    /// Sets the correlation id (unique among this participant's requests in flight).
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+}
+
+/// An event to publish.
+///
+/// ```
+/// use nuropb_proto::mesh::OutgoingEvent;
+/// use serde_json::json;
+/// let event = OutgoingEvent::new("orders.placed", json!({"id": 7})).context(json!({"user": "u1"}));
+/// assert_eq!(event.topic, "orders.placed");
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutgoingEvent {
+    /// The topic.
+    pub topic: String,
+    /// The event.
+    pub event: Value,
+    /// Publisher context.
+    pub context: Object,
+    /// Trace id.
+    pub trace_id: Option<String>,
+    /// The correlation id; the endpoint makes one when `None`.
+    pub correlation_id: Option<String>,
+}
+
+impl OutgoingEvent {
+    /// `event` on `topic`, with no context.
+    pub fn new(topic: impl Into<String>, event: Value) -> Self {
+        OutgoingEvent {
+            topic: topic.into(),
+            event,
+            context: Object::new(),
+            trace_id: None,
+            correlation_id: None,
+        }
+    }
+
+    /// Sets the context (a JSON object; `null` is none).
+    pub fn context(mut self, context: Value) -> Self {
+        self.context = object(context);
+        self
+    }
+
+    /// Sets the trace id.
+    pub fn trace_id(mut self, trace_id: impl Into<String>) -> Self {
+        self.trace_id = Some(trace_id.into());
+        self
+    }
+
+    /// Sets the correlation id.
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
         self
     }
 }
@@ -164,8 +226,17 @@ impl Endpoint {
                 ),
             ));
         }
+        let correlation_id = match request.correlation_id.clone() {
+            Some(given) if self.pending.contains_key(&given) => {
+                return Err(NuropbError::new(
+                    ErrorKind::Message,
+                    format!("a request with correlation id {given} is in flight already"),
+                ));
+            }
+            Some(given) => given,
+            None => self.ids.next_id(),
+        };
         let id = self.next_request_id();
-        let correlation_id = self.ids.next_id();
         let deadline = now + request.timeout.unwrap_or(self.config.default_timeout);
         if request.encrypted && !self.encryptor.has_public_key(&request.service) {
             let service = request.service.clone();
@@ -231,7 +302,10 @@ impl Endpoint {
         if self.phase == Phase::Stopped || self.phase == Phase::Closing {
             return Err(stopped());
         }
-        let correlation_id = self.ids.next_id();
+        let correlation_id = request
+            .correlation_id
+            .clone()
+            .unwrap_or_else(|| self.ids.next_id());
         let timeout = request.timeout.unwrap_or(self.config.default_timeout);
         let ttl = request.ttl.unwrap_or(timeout);
         let publication =
@@ -245,24 +319,22 @@ impl Endpoint {
         Ok(correlation_id)
     }
 
-    /// Publishes an event on `topic`; returns its correlation id.
+    /// Publishes an event; returns its correlation id.
     pub fn publish_event(
         &mut self,
-        topic: &str,
-        event: Value,
-        context: Value,
-        trace_id: Option<String>,
+        event: OutgoingEvent,
         now: Instant,
     ) -> Result<String, NuropbError> {
+        self.last_now = now;
         if self.phase == Phase::Stopped || self.phase == Phase::Closing {
             return Err(stopped());
         }
-        let correlation_id = self.ids.next_id();
+        let correlation_id = event.correlation_id.unwrap_or_else(|| self.ids.next_id());
         let payload = Payload::Event(EventPayload {
-            topic: topic.to_owned(),
-            event,
-            context: object(context),
-            trace_id,
+            topic: event.topic,
+            event: event.event,
+            context: event.context,
+            trace_id: event.trace_id,
             correlation_id: correlation_id.clone(),
             target: Value::Null,
             layout: EventLayout::Published,

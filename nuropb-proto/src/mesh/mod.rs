@@ -29,7 +29,7 @@ pub mod topology;
 
 pub use backoff::Backoff;
 pub use call::{Call, DeliveryId, IncomingEvent};
-pub use client::Request;
+pub use client::{OutgoingEvent, Request};
 pub use config::{EndpointConfig, MeshNames, ServiceConfig};
 pub use endpoint::{Endpoint, Phase};
 pub use event::{Event, RequestId};

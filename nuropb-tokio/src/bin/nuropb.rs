@@ -223,7 +223,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 request = request.ttl(Duration::from_millis(ttl));
             }
             let client = connector.client().await?;
-            let sent = client.command(request).await;
+            let sent = client.command(request);
             client.shutdown(Duration::from_secs(2)).await;
             println!("{}", json!({"correlation_id": sent?}));
         }
@@ -236,7 +236,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let event = json_arg("EVENT_JSON", &event)?;
             let context = object_arg("--context", &context)?;
             let client = connector.client().await?;
-            let sent = client.publish_event(&topic, event, context, trace_id).await;
+            let sent = client.publish_event(&topic, event, context, trace_id);
             client.shutdown(Duration::from_secs(2)).await;
             println!("{}", json!({"correlation_id": sent?}));
         }

@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! NUROPB_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/nuropb-example \
-//!     cargo run -p nuropb-async-std --example service_example -- --name test_service --event-binding 'test-event'
+//!     cargo run -p nuropb-async-std --example async_std_service_example -- --name test_service --event-binding 'test-event'
 //! ```
 //! Without `NUROPB_AMQP_URL` it runs on an embedded testkit broker and prints its URL.
 

@@ -2,7 +2,7 @@
 //! and a client on one mesh (RabbitMQ at `NUROPB_AMQP_URL`, or an embedded testkit broker).
 //!
 //! ```sh
-//! cargo run -p nuropb-async-std --example all_in_one
+//! cargo run -p nuropb-async-std --example async_std_all_in_one
 //! ```
 
 use nuropb_async_std::AsyncStdRuntime;
