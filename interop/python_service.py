@@ -17,6 +17,11 @@ class EventfulServiceExample(ServiceExample):
     def _handle_event_(self, topic, event, target, context):
         print(json.dumps({"topic": topic, "event": event, "target": target, "context": context}), flush=True)
 
+    def record(self, **kwargs):
+        """A command target: prints what it was given."""
+        print(json.dumps({"command": kwargs}), flush=True)
+        return "recorded"
+
 
 async def main() -> None:
     url, name, bindings = sys.argv[1], sys.argv[2], sys.argv[3:]

@@ -236,3 +236,118 @@ async fn python_client_calls_the_rust_service_example() {
     served.shutdown(Duration::from_secs(2)).await;
     support::drop_mesh(&settings).await;
 }
+
+/// A Rust service and a Python service on one vhost and mesh: events from a Rust client and from
+/// a Python client reach both; commands go from Rust to Python and from Python to Rust.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_and_a_python_service_share_one_mesh() {
+    let settings = support::mesh("shared").await;
+    let url = support::url(&settings);
+    let python_service = Python::start("python_service.py", &[&url, "py_service", "shared.#"]);
+    assert_eq!(
+        python_service.next_json(Duration::from_secs(30)),
+        json!({"ready": true})
+    );
+
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let commands = seen_tx.clone();
+    let rust_service = nuropb_tokio::Service::new("rs_service")
+        .method(nuropb_tokio::Method::new(
+            "record",
+            move |_ctx: nuropb_tokio::CallContext, p: Value| {
+                let _ = commands.send(json!({"command": p}));
+                async { Ok::<_, NuropbError>("recorded") }
+            },
+        ))
+        .subscribe("shared.#")
+        .on_event(move |event, _ctx| {
+            let _ = seen_tx.send(json!({"topic": event.topic, "event": event.event}));
+            async { Ok(()) }
+        });
+    let served = nuropb_tokio::connector(settings.clone())
+        .serve(rust_service)
+        .await
+        .unwrap();
+    let client = nuropb_tokio::connector(settings.clone())
+        .client()
+        .await
+        .unwrap();
+
+    // Rust → both services: an event; Rust → Python: a command.
+    client
+        .publish_event("shared.from.rust", json!({"n": 1}), json!({}), None)
+        .unwrap();
+    client
+        .command(Request::new("py_service", "record").params(json!({"from": "rust"})))
+        .unwrap();
+    let mut python_saw = vec![
+        python_service.next_json(Duration::from_secs(10)),
+        python_service.next_json(Duration::from_secs(10)),
+    ];
+    python_saw.sort_by_key(|v| v.to_string());
+    assert_eq!(
+        python_saw,
+        [
+            json!({"command": {"from": "rust"}}),
+            json!({"topic": "shared.from.rust", "event": {"n": 1}, "target": null, "context": {}}),
+        ]
+    );
+    let rust_saw = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rust_saw,
+        json!({"topic": "shared.from.rust", "event": {"n": 1}})
+    );
+
+    // Python → both services: an event; Python → Rust: a command.
+    let script = r#"
+import asyncio, sys
+from nuropb.rmq_api import RMQAPI
+async def main():
+    api = RMQAPI(amqp_url=sys.argv[1])
+    await api.connect()
+    api.publish_event(topic="shared.from.python", event={"n": 2}, context={})
+    api.command(service="rs_service", method="record", params={"from": "python"}, context={})
+    await asyncio.sleep(0.3)
+    await api.disconnect()
+asyncio.run(main())
+"#;
+    let url_for_python = url.clone();
+    let status = tokio::task::spawn_blocking(move || {
+        Command::new(interop::python())
+            .args(["-c", script, &url_for_python])
+            .status()
+    })
+    .await
+    .unwrap()
+    .expect("run Python");
+    assert!(status.success());
+    assert_eq!(
+        python_service.next_json(Duration::from_secs(10)),
+        json!({"topic": "shared.from.python", "event": {"n": 2}, "target": null, "context": {}})
+    );
+    let mut rust_saw = Vec::new();
+    for _ in 0..2 {
+        rust_saw.push(
+            tokio::time::timeout(Duration::from_secs(10), seen.recv())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    rust_saw.sort_by_key(|v| v.to_string());
+    assert_eq!(
+        rust_saw,
+        [
+            json!({"command": {"from": "python"}}),
+            json!({"topic": "shared.from.python", "event": {"n": 2}})
+        ]
+    );
+
+    client.shutdown(Duration::from_secs(1)).await;
+    served.shutdown(Duration::from_secs(1)).await;
+    python_service.finish();
+    support::drop_mesh(&settings).await;
+}
