@@ -214,7 +214,7 @@ impl Driver {
         let now = Instant::now();
         match command {
             Order::Request(request, reply) => {
-                let span = tracing::debug_span!("nuropb.request", service = %request.service, method = %request.method, trace_id = request.trace_id.as_deref().unwrap_or(""));
+                let span = tracing::debug_span!("nuropb.request", service = %request.service, method = %request.method, trace_id = %request.trace_id.as_deref().unwrap_or(""));
                 let _enter = span.enter();
                 match self.endpoint.request(request, now) {
                     Ok(id) => {
@@ -482,7 +482,7 @@ impl Driver {
             service = %self.endpoint.config().name(),
             method = %call.method,
             correlation_id = %call.correlation_id,
-            trace_id = call.trace_id.as_deref().unwrap_or(""),
+            trace_id = %call.trace_id.as_deref().unwrap_or(""),
         );
         let ctx = CallContext {
             method: call.method,
@@ -504,6 +504,7 @@ impl Driver {
                 }
             }
             let outcome = handler(ctx.clone(), params).await;
+            tracing::debug!(outcome = outcome_name(&outcome), "call handled");
             (outcome, ctx.take_events())
         };
         self.run(delivery, Box::pin(future.instrument(span)));
@@ -530,7 +531,7 @@ impl Driver {
             service = %self.endpoint.config().name(),
             topic = %event.topic,
             correlation_id = %event.correlation_id,
-            trace_id = event.trace_id.as_deref().unwrap_or(""),
+            trace_id = %event.trace_id.as_deref().unwrap_or(""),
         );
         let ctx = CallContext {
             method: event.topic.clone(),
@@ -546,6 +547,7 @@ impl Driver {
                 Ok(()) => Outcome::Ok(Value::Null),
                 Err(e) => Outcome::Err(e),
             };
+            tracing::debug!(outcome = outcome_name(&outcome), "event handled");
             (outcome, ctx.take_events())
         };
         self.run(delivery, Box::pin(future.instrument(span)));
@@ -624,6 +626,16 @@ impl Driver {
                 let _ = reply.send(());
             }
         }
+    }
+}
+
+/// How an outcome is named in logs (never with its values, which may hold secrets).
+fn outcome_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Ok(_) => "ok",
+        Outcome::Err(_) => "error",
+        Outcome::CallAgain(_) => "call again",
+        Outcome::Success { .. } => "success",
     }
 }
 
