@@ -2,13 +2,14 @@
 //!
 //! The test makes a CA and a server certificate for `localhost`/127.0.0.1, has the machine's
 //! RabbitMQ start a TLS listener on a free port with them (`rabbitmqctl eval`), and connects:
-//! verified against the CA, refused without it, accepted with verification off.
+//! verified against the CA, refused without it, accepted with verification off; and with a client
+//! certificate against a listener that requires one.
 
 mod support;
 
 use nuropb_tokio::{ConnectionSettings, ErrorKind, TlsSettings};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -21,9 +22,15 @@ fn write(dir: &Path, name: &str, pem: &str) -> std::path::PathBuf {
 struct Listener(u16);
 
 impl Listener {
-    fn start(port: u16, ca: &Path, cert: &Path, key: &Path) -> Listener {
+    /// A TLS listener; `client_certs` makes it require a client certificate from the CA.
+    fn start(port: u16, ca: &Path, cert: &Path, key: &Path, client_certs: bool) -> Listener {
+        let verify = if client_certs {
+            "{verify,verify_peer},{fail_if_no_peer_cert,true}"
+        } else {
+            "{verify,verify_none},{fail_if_no_peer_cert,false}"
+        };
         let options = format!(
-            "[{{cacertfile,\"{}\"}},{{certfile,\"{}\"}},{{keyfile,\"{}\"}},{{verify,verify_none}},{{fail_if_no_peer_cert,false}}]",
+            "[{{cacertfile,\"{}\"}},{{certfile,\"{}\"}},{{keyfile,\"{}\"}},{verify}]",
             ca.display(),
             cert.display(),
             key.display()
@@ -85,7 +92,7 @@ async fn connects_over_tls_verified_against_the_test_ca() {
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
     }
     let port = free_port();
-    let _listener = Listener::start(port, &ca_file, &cert_file, &key_file);
+    let _listener = Listener::start(port, &ca_file, &cert_file, &key_file, false);
 
     let plain = support::mesh("tls").await;
     let tls = |tls: TlsSettings, host: &str| ConnectionSettings {
@@ -139,6 +146,56 @@ async fn connects_over_tls_verified_against_the_test_ca() {
     );
     let client = nuropb_tokio::connector(settings).client().await.unwrap();
     client.shutdown(Duration::from_secs(1)).await;
+
+    // A listener that requires client certificates: ours, signed by the test CA, is accepted;
+    // without one the handshake fails.
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "nuropb test client");
+    let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
+    let client_cert_file = write(&dir, "client.pem", &client_cert.pem());
+    let client_key_file = write(&dir, "client.key", &client_key.serialize_pem());
+    let mutual_port = free_port();
+    let _mutual = Listener::start(mutual_port, &ca_file, &cert_file, &key_file, true);
+    let mutual = |certfile: Option<PathBuf>, keyfile: Option<PathBuf>| ConnectionSettings {
+        port: Some(mutual_port),
+        host: "localhost".to_owned(),
+        tls: Some(TlsSettings {
+            cafile: Some(ca_file.clone()),
+            certfile,
+            keyfile,
+            verify: true,
+        }),
+        ..plain.clone()
+    };
+    let client = nuropb_tokio::connector(mutual(
+        Some(client_cert_file.clone()),
+        Some(client_key_file.clone()),
+    ))
+    .client()
+    .await
+    .unwrap();
+    let err = client
+        .request("nobody", "x", serde_json::json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind,
+        ErrorKind::NotDelivered,
+        "a round trip with a client certificate"
+    );
+    client.shutdown(Duration::from_secs(1)).await;
+    let err = nuropb_tokio::connector(mutual(None, None))
+        .client()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind,
+        ErrorKind::Transport,
+        "refused without a client certificate"
+    );
 
     support::drop_mesh(&plain).await;
     let _ = std::fs::remove_dir_all(&dir);
