@@ -7,6 +7,8 @@
 //!   TTL, length limits, prefetch, publisher confirms, returns — with RabbitMQ's reply codes and
 //!   texts.
 //! - [`fuzzing`]: one function that drives a broker with arbitrary bytes, for fuzz targets.
+//! - [`sim`]: a deterministic simulation of a whole mesh — endpoints, plain clients and one
+//!   broker on in-memory links, a virtual clock, a seeded generator, fault injection.
 //! - [`server`]: that broker served over TCP on standard threads, embeddable in a test or an
 //!   example ([`server::spawn`]); the `nuropb-broker` binary runs it from the command line.
 //!
@@ -26,5 +28,6 @@
 pub mod broker;
 pub mod fuzzing;
 pub mod server;
+pub mod sim;
 
 pub use broker::{Broker, BrokerConfig, ConnectionId};

@@ -54,6 +54,7 @@
 //!   users other than the configured one, and per-vhost limits.
 
 mod ack;
+mod admin;
 mod args;
 mod channel;
 mod config;

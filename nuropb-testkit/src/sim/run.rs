@@ -1,0 +1,501 @@
+//! Stepping a simulation: bytes along links, handlers, timers, and the clock; the run loops.
+//!
+//! One step does everything that can happen at the current instant, once: each node's due
+//! reconnect, completions and timers, its events (handlers run here) and its output; the
+//! broker's output and its closed connections; one arrived chunk per link, links taken in a
+//! random order; the broker's timers. The run loops step until nothing more happens now, then
+//! move the clock to the next instant at which something will.
+
+use crate::sim::handler::{Reply, Work};
+use crate::sim::node::{EndpointPeer, Peer, Pending};
+use crate::sim::{Sim, seed};
+use nuropb_proto::mesh::{Event, Phase};
+use rand::RngExt;
+use std::time::{Duration, Instant};
+
+/// Why a run did not reach its goal.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    /// The step bound was reached while things kept happening: a livelock.
+    #[error("livelock: {steps} steps without reaching the goal (at {at:?} of simulated time)")]
+    Livelock {
+        /// Steps taken by the run call.
+        steps: u64,
+        /// Simulated time when it gave up.
+        at: Duration,
+    },
+    /// The time limit passed.
+    #[error("not reached within {limit:?} of simulated time")]
+    TimeLimit {
+        /// The limit.
+        limit: Duration,
+    },
+    /// Nothing can happen any more, and the goal was not reached.
+    #[error("stuck: nothing more can happen (at {at:?} of simulated time)")]
+    Stuck {
+        /// Simulated time.
+        at: Duration,
+    },
+}
+
+impl Sim {
+    /// Runs until `done` holds, at most `limit` of simulated time; panics with the seed and how
+    /// to run it again otherwise, saying `what` was awaited.
+    pub fn run_until(&mut self, what: &str, limit: Duration, done: impl FnMut(&Sim) -> bool) {
+        if let Err(e) = self.try_run_until(limit, done) {
+            panic!(
+                "{what}: {e} [{}]",
+                seed::rerun_hint(self.seed(), self.elapsed())
+            );
+        }
+    }
+
+    /// Runs until `done` holds, at most `limit` of simulated time.
+    pub fn try_run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&Sim) -> bool,
+    ) -> Result<(), SimError> {
+        let end = self.now + limit;
+        let mut steps = 0u64;
+        loop {
+            if done(self) {
+                return Ok(());
+            }
+            steps += 1;
+            if steps > self.config().max_steps {
+                return Err(SimError::Livelock {
+                    steps,
+                    at: self.elapsed(),
+                });
+            }
+            if self.step() {
+                continue;
+            }
+            match self.next_at() {
+                Some(at) if at <= end => self.now = self.now.max(at),
+                Some(_) => {
+                    self.now = end;
+                    return Err(SimError::TimeLimit { limit });
+                }
+                None => {
+                    return Err(SimError::Stuck { at: self.elapsed() });
+                }
+            }
+        }
+    }
+
+    /// Runs for `duration` of simulated time, doing everything that falls due in it.
+    pub fn run_for(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        let mut steps = 0u64;
+        loop {
+            steps += 1;
+            if steps > self.config().max_steps {
+                panic!(
+                    "{} [{}]",
+                    SimError::Livelock {
+                        steps,
+                        at: self.elapsed()
+                    },
+                    seed::rerun_hint(self.seed(), self.elapsed())
+                );
+            }
+            if self.step() {
+                continue;
+            }
+            match self.next_at() {
+                Some(at) if at <= end => self.now = self.now.max(at),
+                _ => {
+                    self.now = end;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Runs until the mesh is quiet: no bytes on any link, no handler running, no reconnect
+    /// waiting — only timers (heartbeats, deadlines) left. Panics (with the seed) if that takes
+    /// more than an hour of simulated time or the step bound.
+    pub fn settle(&mut self) {
+        self.run_until("settle", Duration::from_secs(3600), |s| s.is_quiet());
+    }
+
+    /// Whether nothing but timers is left: see [`settle`](Sim::settle).
+    pub fn is_quiet(&self) -> bool {
+        self.nodes.iter().all(|n| {
+            !n.busy()
+                && n.link
+                    .as_ref()
+                    .is_none_or(|l| l.up.is_empty() && l.down.is_empty() && !l.broker_done)
+                && match &n.peer {
+                    Peer::Endpoint(e) => !matches!(
+                        e.endpoint.phase(),
+                        Phase::Connecting | Phase::Starting | Phase::Closing
+                    ),
+                    Peer::Client(_) => true,
+                }
+        }) && self.broker.connections_to_service().is_empty()
+            && self.down_until.is_none_or(|t| t <= self.now)
+    }
+
+    /// The next instant at which anything is due.
+    pub(crate) fn next_at(&self) -> Option<Instant> {
+        let mut next = self.broker.poll_timeout();
+        let mut take = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n: Instant| n.min(t)));
+            }
+        };
+        for node in &self.nodes {
+            take(node.next_at());
+            take(node.link.as_ref().and_then(|l| l.next_at()));
+        }
+        next
+    }
+
+    /// Does everything that can happen now, once; true if anything did.
+    pub(crate) fn step(&mut self) -> bool {
+        self.steps += 1;
+        let mut progress = false;
+        for i in 0..self.nodes.len() {
+            progress |= self.service_node(i);
+        }
+        progress |= self.service_broker();
+        progress |= self.deliver_due();
+        let now = self.now;
+        if self.broker.poll_timeout().is_some_and(|t| t <= now) {
+            self.broker.handle_timeout(now);
+            progress = true;
+        }
+        progress
+    }
+
+    /// A node's reconnect, completions, timers, events and output.
+    fn service_node(&mut self, i: usize) -> bool {
+        let now = self.now;
+        let mut progress = false;
+        // A reconnect that is due.
+        if let Peer::Endpoint(e) = &mut self.nodes[i].peer
+            && e.reconnect_at.is_some_and(|t| t <= now)
+        {
+            e.reconnect_at = None;
+            if e.endpoint.reconnect(now).is_ok() {
+                self.drop_link(i);
+                self.connect(i);
+            }
+            progress = true;
+        }
+        let record = self.config().record;
+        let node = &mut self.nodes[i];
+        match &mut node.peer {
+            Peer::Endpoint(e) => {
+                // Handlers that finish now.
+                while let Some(entry) = e.scheduled.first_entry() {
+                    if entry.key().0 > now {
+                        break;
+                    }
+                    let p = entry.remove();
+                    if let Err(err) = e.endpoint.complete(p.delivery, p.outcome, p.events, now) {
+                        e.record.complete_errors.push(err);
+                    }
+                    progress = true;
+                }
+                if e.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+                    e.endpoint.handle_timeout(now);
+                    progress = true;
+                }
+                while let Some(event) = e.endpoint.poll_event() {
+                    progress = true;
+                    on_event(e, event, now, record, &mut self.seq, &mut self.rng);
+                }
+            }
+            Peer::Client(c) => {
+                if c.conn.poll_timeout().is_some_and(|t| t <= now) {
+                    c.conn.handle_timeout(now);
+                    progress = true;
+                }
+                while let Some(event) = c.conn.poll_event() {
+                    progress = true;
+                    c.events.push_back(event);
+                }
+            }
+        }
+        progress |= self.transmit(i);
+        progress
+    }
+
+    /// Moves a node's output onto its link; drops the socket when its connection has ended.
+    fn transmit(&mut self, i: usize) -> bool {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let node = &mut self.nodes[i];
+        let (n, ended) = match &mut node.peer {
+            Peer::Endpoint(e) => (
+                e.endpoint.poll_transmit(&mut buf),
+                matches!(e.endpoint.phase(), Phase::Disconnected | Phase::Stopped),
+            ),
+            Peer::Client(c) => (c.conn.poll_transmit(&mut buf), c.conn.is_closed()),
+        };
+        let mut progress = false;
+        if n > 0
+            && let Some(link) = &node.link
+            && !link.client_done
+        {
+            self.send_up(i, buf);
+            buf = Vec::with_capacity(4096);
+            progress = true;
+        }
+        self.buf = buf;
+        if ended
+            && let Some(link) = &mut self.nodes[i].link
+            && !link.client_done
+        {
+            link.client_done = true;
+            progress = true;
+        }
+        progress
+    }
+
+    /// The latency of the next chunk.
+    fn latency(&mut self) -> Duration {
+        let (min, max) = self.config().latency;
+        if max <= min {
+            return min;
+        }
+        let span = (max - min).as_nanos() as u64;
+        min + Duration::from_nanos(self.rng.random_range(0..=span))
+    }
+
+    /// Splits `bytes` in two at a random byte, sometimes.
+    fn split(&mut self, mut bytes: Vec<u8>) -> (Vec<u8>, Option<Vec<u8>>) {
+        let chance = self.config().split_chance;
+        if chance > 0.0 && bytes.len() > 1 && self.rng.random_bool(chance.min(1.0)) {
+            let at = self.rng.random_range(1..bytes.len());
+            let tail = bytes.split_off(at);
+            (bytes, Some(tail))
+        } else {
+            (bytes, None)
+        }
+    }
+
+    fn send_up(&mut self, i: usize, bytes: Vec<u8>) {
+        let at = self.now + self.latency();
+        let (head, tail) = self.split(bytes);
+        if let Some(link) = &mut self.nodes[i].link {
+            link.up.push(at, head);
+            if let Some(tail) = tail {
+                link.up.push(at, tail);
+            }
+        }
+    }
+
+    fn send_down(&mut self, i: usize, bytes: Vec<u8>) {
+        let at = self.now + self.latency();
+        let (head, tail) = self.split(bytes);
+        if let Some(link) = &mut self.nodes[i].link {
+            link.down.push(at, head);
+            if let Some(tail) = tail {
+                link.down.push(at, tail);
+            }
+        }
+    }
+
+    /// Moves the broker's output onto the links; notes the connections it is done with.
+    fn service_broker(&mut self) -> bool {
+        let mut progress = false;
+        for c in self.broker.connections_to_service() {
+            let Some(&i) = self.by_conn.get(&c) else {
+                // Nobody holds this socket any more.
+                self.broker.disconnect(c, self.now);
+                progress = true;
+                continue;
+            };
+            let mut buf = Vec::new();
+            if self.broker.poll_transmit_into(c, &mut buf) {
+                if let Some(tap) = &mut self.tap {
+                    tap.down(c, &buf);
+                }
+                self.send_down(i, buf);
+                progress = true;
+            }
+            if self.broker.is_closed(c)
+                && let Some(link) = &mut self.nodes[i].link
+                && !link.broker_done
+            {
+                link.broker_done = true;
+                progress = true;
+            }
+        }
+        progress
+    }
+
+    /// Delivers one arrived chunk per link, links in a random order; ends links whose last
+    /// bytes have arrived.
+    fn deliver_due(&mut self) -> bool {
+        let now = self.now;
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        order.extend(
+            self.nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.link.as_ref().is_some_and(|l| due(l, now)))
+                .map(|(i, _)| i),
+        );
+        if order.len() > 1 {
+            // Fisher–Yates with the simulation's generator.
+            for k in (1..order.len()).rev() {
+                let j = self.rng.random_range(0..=k);
+                order.swap(k, j);
+            }
+        }
+        let progress = !order.is_empty();
+        for &i in &order {
+            self.deliver_link(i);
+        }
+        self.order = order;
+        progress
+    }
+
+    fn deliver_link(&mut self, i: usize) {
+        let now = self.now;
+        let Some(link) = &mut self.nodes[i].link else {
+            return;
+        };
+        let c = link.conn;
+        // Up and down are independent streams; take whichever is due (up first when both).
+        if let Some(bytes) = link.up.pop_due(now) {
+            if let Some(tap) = &mut self.tap {
+                tap.up(c, &bytes);
+            }
+            self.broker.handle_input(c, &bytes, now);
+        } else if let Some(bytes) = link.down.pop_due(now) {
+            if !link.client_done {
+                self.nodes[i].handle_input(&bytes, now);
+            }
+        }
+        let Some(link) = &self.nodes[i].link else {
+            return;
+        };
+        if (link.client_done && link.up.is_empty()) || (link.broker_done && link.down.is_empty()) {
+            let client_done = link.client_done;
+            self.drop_link(i);
+            if !client_done {
+                self.nodes[i].handle_eof(now);
+            }
+        }
+    }
+
+    /// The socket of node `i` goes: the broker forgets the connection.
+    pub(crate) fn drop_link(&mut self, i: usize) {
+        if let Some(link) = self.nodes[i].link.take() {
+            self.by_conn.remove(&link.conn);
+            self.broker.disconnect(link.conn, self.now);
+            if let Some(tap) = &mut self.tap {
+                tap.close(link.conn);
+            }
+        }
+    }
+}
+
+/// Whether a link has something to do now.
+fn due(link: &crate::sim::link::Link, now: Instant) -> bool {
+    link.next_at().is_some_and(|t| t <= now)
+        || (link.client_done && link.up.is_empty())
+        || (link.broker_done && link.down.is_empty())
+}
+
+/// An endpoint event: run handlers, record responses, schedule reconnects.
+fn on_event(
+    e: &mut EndpointPeer,
+    event: Event,
+    now: Instant,
+    record: bool,
+    seq: &mut u64,
+    rng: &mut rand::rngs::SmallRng,
+) {
+    match event {
+        Event::Ready => e.record.readies += 1,
+        Event::MeshConfigured => e.record.mesh_configured += 1,
+        Event::Call(call) => {
+            e.record.handed_out += 1;
+            let reply = match &mut e.handler {
+                Some(h) => h(&Work::Call(&call)),
+                None => Reply::Hold,
+            };
+            let delivery = call.delivery;
+            if record {
+                e.record.calls.push(call);
+            }
+            schedule(e, delivery, reply, now, seq);
+        }
+        Event::Incoming(incoming) => {
+            e.record.handed_out += 1;
+            let reply = match &mut e.handler {
+                Some(h) => h(&Work::Event(&incoming)),
+                None => Reply::Hold,
+            };
+            let delivery = incoming.delivery;
+            if record {
+                e.record.incoming.push(incoming);
+            }
+            schedule(e, delivery, reply, now, seq);
+        }
+        Event::Response { request, result } => {
+            if e.record.responses.contains_key(&request) {
+                e.record.duplicate_responses.push(request);
+            } else {
+                e.record.responses.insert(request, result);
+            }
+        }
+        Event::NotDelivered {
+            correlation_id,
+            kind,
+            error,
+        } => e.record.not_delivered.push((correlation_id, kind, error)),
+        Event::Blocked(_) => {}
+        Event::Disconnected { error } => {
+            e.record.disconnects.push(error);
+            let delay = e.endpoint.reconnect_delay(rng.random::<f64>());
+            e.reconnect_at = Some(now + delay);
+        }
+        Event::Stopped { error } => e.record.stopped = Some(error),
+    }
+}
+
+fn schedule(
+    e: &mut EndpointPeer,
+    delivery: nuropb_proto::mesh::DeliveryId,
+    reply: Reply,
+    now: Instant,
+    seq: &mut u64,
+) {
+    match reply {
+        Reply::Hold => e.record.held += 1,
+        Reply::Complete {
+            outcome,
+            events,
+            after,
+        } if after.is_zero() => {
+            if let Err(err) = e.endpoint.complete(delivery, outcome, events, now) {
+                e.record.complete_errors.push(err);
+            }
+        }
+        Reply::Complete {
+            outcome,
+            events,
+            after,
+        } => {
+            *seq += 1;
+            e.scheduled.insert(
+                (now + after, *seq),
+                Pending {
+                    delivery,
+                    outcome,
+                    events,
+                },
+            );
+        }
+    }
+}
