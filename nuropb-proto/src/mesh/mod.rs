@@ -12,7 +12,7 @@
 //!   mesh's exchanges and the startup sequence; [`management`]: the vhost as HTTP calls.
 //! - [`client`]: requests, commands, events, describe; [`service`]: deliveries and the ack table.
 //! - [`call`], [`outcome`], [`event`]: what goes to handlers, what comes back, what the driver sees.
-//! - [`backoff`]: the reconnect schedule.
+//! - [`backoff`]: the reconnect schedule; [`footprint`]: the sizes of the endpoint's tables.
 
 pub mod backoff;
 pub mod call;
@@ -20,6 +20,7 @@ pub mod client;
 pub mod config;
 pub mod endpoint;
 pub mod event;
+pub mod footprint;
 pub(crate) mod ids;
 pub mod management;
 pub mod names;
@@ -33,5 +34,6 @@ pub use client::{OutgoingEvent, Request};
 pub use config::{EndpointConfig, MeshNames, ServiceConfig};
 pub use endpoint::{Endpoint, Phase};
 pub use event::{Event, RequestId};
+pub use footprint::Footprint;
 pub use outcome::{EventSpec, Outcome};
 pub use service::CompleteError;

@@ -79,6 +79,11 @@ impl Settlements {
         self.outstanding.clear();
     }
 
+    /// Deliveries not settled on the wire yet.
+    pub(crate) fn len(&self) -> usize {
+        self.outstanding.len()
+    }
+
     /// Sends the acks: the acked run at the front as one `multiple` ack (every earlier tag is
     /// settled), the rest one by one.
     pub(crate) fn flush(&mut self, conn: &mut Connection, ch: ChannelId) {

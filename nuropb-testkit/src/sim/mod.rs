@@ -98,6 +98,8 @@ pub struct Sim {
     pub(crate) steps: u64,
     /// Node indices in delivery order, reused.
     pub(crate) order: Vec<usize>,
+    /// Whether the last step did anything.
+    pub(crate) last_progress: bool,
 }
 
 impl std::fmt::Debug for Sim {
@@ -153,6 +155,7 @@ impl Sim {
             seq: 0,
             steps: 0,
             order: Vec::new(),
+            last_progress: true,
         }
     }
 
@@ -219,7 +222,9 @@ impl Sim {
     // ----- participants -----
 
     /// Adds a NuroPb endpoint that logs in as guest/guest to `config.vhost` and connects at
-    /// once; `handler` serves its calls and events (`None` for a client only).
+    /// once; `handler` serves its calls and events. Without a handler, calls and events are only
+    /// recorded and never completed (a client only, or a listener whose events need no
+    /// completion).
     pub fn add_endpoint(
         &mut self,
         name: &str,
@@ -346,6 +351,14 @@ impl Sim {
         match &mut self.nodes[node.0].peer {
             Peer::Client(c) => &mut c.events,
             Peer::Endpoint(_) => panic!("{name} is not a plain client"),
+        }
+    }
+
+    /// How many events the plain client `node` holds for the test.
+    pub fn client_event_count(&self, node: NodeId) -> usize {
+        match &self.nodes[node.0].peer {
+            Peer::Client(c) => c.events.len(),
+            Peer::Endpoint(_) => 0,
         }
     }
 

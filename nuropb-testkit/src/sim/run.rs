@@ -72,6 +72,9 @@ impl Sim {
             if self.step() {
                 continue;
             }
+            if done(self) {
+                return Ok(());
+            }
             match self.next_at() {
                 Some(at) if at <= end => self.now = self.now.max(at),
                 Some(_) => {
@@ -118,12 +121,16 @@ impl Sim {
     /// waiting — only timers (heartbeats, deadlines) left. Panics (with the seed) if that takes
     /// more than an hour of simulated time or the step bound.
     pub fn settle(&mut self) {
+        // What the test just did (a request, a fault) is not visible until a step has run.
+        self.last_progress = true;
         self.run_until("settle", Duration::from_secs(3600), |s| s.is_quiet());
     }
 
-    /// Whether nothing but timers is left: see [`settle`](Sim::settle).
+    /// Whether nothing but timers is left: see [`settle`](Sim::settle). Only known after a step
+    /// that did nothing.
     pub fn is_quiet(&self) -> bool {
-        self.nodes.iter().all(|n| {
+        !self.last_progress
+            && self.nodes.iter().all(|n| {
             !n.busy()
                 && n.link
                     .as_ref()
@@ -168,6 +175,7 @@ impl Sim {
             self.broker.handle_timeout(now);
             progress = true;
         }
+        self.last_progress = progress;
         progress
     }
 
@@ -420,27 +428,25 @@ fn on_event(
         Event::MeshConfigured => e.record.mesh_configured += 1,
         Event::Call(call) => {
             e.record.handed_out += 1;
-            let reply = match &mut e.handler {
-                Some(h) => h(&Work::Call(&call)),
-                None => Reply::Hold,
-            };
+            let reply = e.handler.as_mut().map(|h| h(&Work::Call(&call)));
             let delivery = call.delivery;
             if record {
                 e.record.calls.push(call);
             }
-            schedule(e, delivery, reply, now, seq);
+            if let Some(reply) = reply {
+                schedule(e, delivery, reply, now, seq);
+            }
         }
         Event::Incoming(incoming) => {
             e.record.handed_out += 1;
-            let reply = match &mut e.handler {
-                Some(h) => h(&Work::Event(&incoming)),
-                None => Reply::Hold,
-            };
+            let reply = e.handler.as_mut().map(|h| h(&Work::Event(&incoming)));
             let delivery = incoming.delivery;
             if record {
                 e.record.incoming.push(incoming);
             }
-            schedule(e, delivery, reply, now, seq);
+            if let Some(reply) = reply {
+                schedule(e, delivery, reply, now, seq);
+            }
         }
         Event::Response { request, result } => {
             if e.record.responses.contains_key(&request) {
