@@ -44,7 +44,7 @@ else
 fi
 
 step "cargo test"
-cargo test --workspace --all-targets --all-features --locked
+cargo test --workspace --all-targets --all-features --locked --no-fail-fast
 cargo test --workspace --doc --all-features --locked
 
 step "fuzz smoke: every target for ${NUROPB_FUZZ_SECONDS:-20}s"
