@@ -42,6 +42,14 @@ pub struct Headers {
 }
 
 impl Headers {
+    /// An empty table with room for `entries` entries whose keys take `key_bytes` bytes in all.
+    pub fn with_capacity(entries: usize, key_bytes: usize) -> Self {
+        Headers {
+            names: String::with_capacity(key_bytes),
+            entries: Vec::with_capacity(entries),
+        }
+    }
+
     /// The value under `key`, if any (the first, should the table repeat a key).
     pub fn get(&self, key: &str) -> Option<&AMQPValue> {
         self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)

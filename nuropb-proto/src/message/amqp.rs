@@ -121,7 +121,8 @@ impl Publication {
             }
             _ => None,
         };
-        let mut headers = Headers::default();
+        // nuropb_protocol, nuropb_version, nuropb_type, trace_id, encrypted: 5 keys, 57 bytes.
+        let mut headers = Headers::with_capacity(5, 57);
         headers.insert("nuropb_protocol", long(message.protocol));
         headers.insert("nuropb_version", long(NUROPB_VERSION));
         headers.insert("nuropb_type", long(message.kind().as_str()));

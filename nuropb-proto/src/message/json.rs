@@ -126,7 +126,7 @@ fn write_python_float<W: ?Sized + Write>(w: &mut W, value: f64) -> io::Result<()
 /// assert_eq!(body, br#"{"word": "caf\u00e9 \ud83d\ude00", "n": [1, 1e+16, 0.5]}"#);
 /// ```
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(512);
     write(&mut out, value);
     out
 }
