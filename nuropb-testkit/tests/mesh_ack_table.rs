@@ -26,7 +26,10 @@ fn listener(sim: &mut Sim) -> NodeId {
 fn request(mesh: &mut Mesh, method: &str) -> RequestId {
     let id = mesh
         .sim
-        .request(mesh.client, Request::new(SVC, method).params(json!({"a": 1})))
+        .request(
+            mesh.client,
+            Request::new(SVC, method).params(json!({"a": 1})),
+        )
         .unwrap();
     let client = mesh.client;
     mesh.sim
@@ -37,7 +40,10 @@ fn request(mesh: &mut Mesh, method: &str) -> RequestId {
 
 fn command(mesh: &mut Mesh, method: &str) {
     mesh.sim
-        .command(mesh.client, Request::new(SVC, method).params(json!({"a": 1})))
+        .command(
+            mesh.client,
+            Request::new(SVC, method).params(json!({"a": 1})),
+        )
         .unwrap();
     mesh.sim.settle();
 }
@@ -68,7 +74,11 @@ fn assert_clean(mesh: &Mesh) {
     for node in [mesh.service, mesh.client] {
         let record = mesh.sim.record(node);
         assert!(record.duplicate_responses.is_empty());
-        assert!(record.complete_errors.is_empty(), "{:?}", record.complete_errors);
+        assert!(
+            record.complete_errors.is_empty(),
+            "{:?}",
+            record.complete_errors
+        );
         assert!(record.disconnects.is_empty(), "{:?}", record.disconnects);
         let footprint = mesh.sim.endpoint(node).footprint();
         assert!(footprint.is_idle(), "{footprint:?}");
@@ -110,7 +120,10 @@ fn a_command_that_succeeds_is_acked_and_not_answered() {
     command(&mut m, "echo");
     let s = stats(&m.sim);
     assert_eq!((s.deliveries, s.acks, s.rejects, s.requeues), (1, 1, 0, 0));
-    assert_eq!(s.auto_acked, 0, "no response reached the client's response queue");
+    assert_eq!(
+        s.auto_acked, 0,
+        "no response reached the client's response queue"
+    );
     assert_eq!(calls(&m), vec![("echo".to_owned(), false)]);
     assert_clean(&m);
 }
@@ -119,12 +132,18 @@ fn a_command_that_succeeds_is_acked_and_not_answered() {
 fn an_event_that_is_handled_is_acked() {
     let mut m = Mesh::new(3);
     m.sim
-        .publish_event(m.client, OutgoingEvent::new("orders.created", json!({"id": 7})))
+        .publish_event(
+            m.client,
+            OutgoingEvent::new("orders.created", json!({"id": 7})),
+        )
         .unwrap();
     m.sim.settle();
     let s = stats(&m.sim);
     assert_eq!((s.deliveries, s.acks, s.rejects), (1, 1, 0));
-    assert_eq!(topics(&m.sim, m.service), vec![("orders.created".into(), json!({"id": 7}))]);
+    assert_eq!(
+        topics(&m.sim, m.service),
+        vec![("orders.created".into(), json!({"id": 7}))]
+    );
     assert_clean(&m);
 }
 
@@ -135,7 +154,11 @@ fn an_event_whose_handler_fails_is_rejected_and_dead_lettered() {
         .publish_event(m.client, OutgoingEvent::new("audit.fail", json!(1)))
         .unwrap();
     m.sim.settle();
-    assert_eq!(m.sim.elapsed(), std::time::Duration::ZERO, "no latency: settled at once");
+    assert_eq!(
+        m.sim.elapsed(),
+        std::time::Duration::ZERO,
+        "no latency: settled at once"
+    );
     let s = stats(&m.sim);
     assert_eq!((s.deliveries, s.acks, s.rejects, s.requeues), (1, 0, 1, 0));
     assert_eq!(dead_letters(&m.sim).len(), 1);
@@ -149,13 +172,23 @@ fn nuropb_success_answers_the_result_and_publishes_its_events() {
     let l = listener(&mut m.sim);
     let id = request(&mut m, "success_events");
     assert_eq!(ok_of(m.sim.response(m.client, id)), json!("early"));
-    assert_eq!(topics(&m.sim, l), vec![("svc.success".into(), json!({"n": 1}))]);
+    assert_eq!(
+        topics(&m.sim, l),
+        vec![("svc.success".into(), json!({"n": 1}))]
+    );
     let event = &m.sim.record(l).incoming[0];
     let call = &m.sim.record(m.service).calls[0];
-    assert_eq!(event.correlation_id, call.correlation_id, "events carry the request's ids");
+    assert_eq!(
+        event.correlation_id, call.correlation_id,
+        "events carry the request's ids"
+    );
     let s = stats(&m.sim);
     assert_eq!((s.acks, s.rejects), (1, 0));
-    assert_eq!(m.sim.record(m.client).responses.len(), 1, "one response, not Python's two");
+    assert_eq!(
+        m.sim.record(m.client).responses.len(),
+        1,
+        "one response, not Python's two"
+    );
     assert_clean(&m);
 }
 
@@ -164,7 +197,10 @@ fn nuropb_success_from_a_command_is_acked_and_publishes_its_events() {
     let mut m = Mesh::new(6);
     let l = listener(&mut m.sim);
     command(&mut m, "success_events");
-    assert_eq!(topics(&m.sim, l), vec![("svc.success".into(), json!({"n": 1}))]);
+    assert_eq!(
+        topics(&m.sim, l),
+        vec![("svc.success".into(), json!({"n": 1}))]
+    );
     assert_eq!((stats(&m.sim).acks, stats(&m.sim).rejects), (1, 0));
     assert_clean(&m);
 }
@@ -174,10 +210,17 @@ fn a_failing_request_is_rejected_once_and_answered_with_the_error() {
     let mut m = Mesh::new(7);
     let id = request(&mut m, "fail");
     let error = error_of(m.sim.response(m.client, id));
-    assert_eq!((error.kind, error.description.as_str()), (ErrorKind::Exception, "it failed"));
+    assert_eq!(
+        (error.kind, error.description.as_str()),
+        (ErrorKind::Exception, "it failed")
+    );
     let s = stats(&m.sim);
     assert_eq!((s.deliveries, s.acks, s.rejects, s.requeues), (1, 0, 1, 0));
-    assert_eq!(dead_letters(&m.sim).len(), 1, "rejected without requeue: dead-lettered");
+    assert_eq!(
+        dead_letters(&m.sim).len(),
+        1,
+        "rejected without requeue: dead-lettered"
+    );
     assert_clean(&m);
 }
 
@@ -186,7 +229,10 @@ fn a_failing_command_is_rejected_and_not_answered() {
     let mut m = Mesh::new(8);
     command(&mut m, "fail");
     let s = stats(&m.sim);
-    assert_eq!((s.deliveries, s.acks, s.rejects, s.auto_acked), (1, 0, 1, 0));
+    assert_eq!(
+        (s.deliveries, s.acks, s.rejects, s.auto_acked),
+        (1, 0, 1, 0)
+    );
     assert_clean(&m);
 }
 
@@ -194,13 +240,22 @@ fn a_failing_command_is_rejected_and_not_answered() {
 fn call_again_requeues_once_and_the_redelivery_succeeds() {
     let mut m = Mesh::new(9);
     let id = request(&mut m, "call_again_once");
-    assert_eq!(ok_of(m.sim.response(m.client, id)), json!({"redelivered": true}));
+    assert_eq!(
+        ok_of(m.sim.response(m.client, id)),
+        json!({"redelivered": true})
+    );
     assert_eq!(
         calls(&m),
-        vec![("call_again_once".into(), false), ("call_again_once".into(), true)]
+        vec![
+            ("call_again_once".into(), false),
+            ("call_again_once".into(), true)
+        ]
     );
     let s = stats(&m.sim);
-    assert_eq!((s.deliveries, s.redeliveries, s.requeues, s.acks, s.rejects), (2, 1, 1, 1, 0));
+    assert_eq!(
+        (s.deliveries, s.redeliveries, s.requeues, s.acks, s.rejects),
+        (2, 1, 1, 1, 0)
+    );
     let cid = &m.sim.record(m.service).calls[0].correlation_id;
     assert_eq!(m.sim.tap().unwrap().requeues_of(cid), 1);
     assert_clean(&m);
@@ -212,7 +267,11 @@ fn call_again_twice_is_rejected_with_nuropb_call_again_reject() {
     let id = request(&mut m, "call_again_loop");
     let error = error_of(m.sim.response(m.client, id));
     assert_eq!(error.kind, ErrorKind::CallAgainReject);
-    assert!(error.description.starts_with("Rejecting second call again request"));
+    assert!(
+        error
+            .description
+            .starts_with("Rejecting second call again request")
+    );
     let s = stats(&m.sim);
     assert_eq!((s.deliveries, s.requeues, s.acks, s.rejects), (2, 1, 0, 1));
     assert_eq!(calls(&m).len(), 2, "handled twice, never a third time");
@@ -225,7 +284,10 @@ fn a_command_calling_again_twice_is_requeued_once_then_rejected() {
     let mut m = Mesh::new(11);
     command(&mut m, "call_again_loop");
     let s = stats(&m.sim);
-    assert_eq!((s.deliveries, s.requeues, s.acks, s.rejects, s.auto_acked), (2, 1, 0, 1, 0));
+    assert_eq!(
+        (s.deliveries, s.requeues, s.acks, s.rejects, s.auto_acked),
+        (2, 1, 0, 1, 0)
+    );
     assert_clean(&m);
 }
 
@@ -241,7 +303,10 @@ fn handler_context_events_go_out_after_success_only() {
     assert_eq!(ok_of(m.sim.response(m.client, id)), json!("second"));
     assert_eq!(
         topics(&m.sim, l),
-        vec![("svc.ctx".into(), json!({"n": 2})), ("svc.ctx".into(), json!({"n": 5}))],
+        vec![
+            ("svc.ctx".into(), json!({"n": 2})),
+            ("svc.ctx".into(), json!({"n": 5}))
+        ],
         "dropped on call-again, published after the redelivery's success"
     );
     assert_clean(&m);
@@ -267,19 +332,28 @@ fn nuropb_describe_is_answered_by_the_endpoint() {
     let mut m = Mesh::new(14);
     let id = m.sim.describe(m.client, SVC).unwrap();
     let client = m.client;
-    m.sim.run_until("describe", T, |s| s.response(client, id).is_some());
+    m.sim
+        .run_until("describe", T, |s| s.response(client, id).is_some());
     m.sim.settle();
     let description = ok_of(m.sim.response(m.client, id));
     assert_eq!(description["service_name"], "svc");
     assert_eq!(description["service_version"], "1.0");
     assert_eq!(description["encrypted_methods"], true);
-    assert!(description["public_key"].as_str().unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+    assert!(
+        description["public_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN PUBLIC KEY-----")
+    );
     let methods = description["methods"].as_object().unwrap();
     assert!(methods.contains_key("echo") && methods.contains_key("secret"));
     assert!(!methods.contains_key("invisible"), "hidden from describe");
     assert!(calls(&m).is_empty(), "no handler involved");
     assert!(m.sim.endpoint(m.client).has_public_key(SVC));
-    assert_eq!(m.sim.endpoint(m.client).requires_encryption(SVC, "secret"), Some(true));
+    assert_eq!(
+        m.sim.endpoint(m.client).requires_encryption(SVC, "secret"),
+        Some(true)
+    );
     assert_eq!(stats(&m.sim).acks, 1);
     assert_clean(&m);
 }

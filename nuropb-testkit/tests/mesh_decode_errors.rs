@@ -139,14 +139,21 @@ fn every_unreadable_message_is_rejected_once_answered_and_the_channel_stays_open
         let s = tap.stats();
         let name = case.name;
         assert_eq!(tap.violations(), &[] as &[String], "{name}");
-        assert_eq!(s.deliveries - before.deliveries, 1, "{name}: delivered once");
+        assert_eq!(
+            s.deliveries - before.deliveries,
+            1,
+            "{name}: delivered once"
+        );
         assert_eq!(s.rejects - before.rejects, 1, "{name}: rejected once");
         assert_eq!(
             (s.requeues, s.acks, s.redeliveries),
             (0, 0, 0),
             "{name}: never requeued"
         );
-        assert!(m.sim.record(m.service).calls.is_empty(), "{name}: no handler");
+        assert!(
+            m.sim.record(m.service).calls.is_empty(),
+            "{name}: no handler"
+        );
         // Dead-lettered, not left in the queue as poison.
         let queue = m.sim.broker().queue("/", "nuropb-svc-sq").unwrap();
         assert_eq!(
@@ -154,7 +161,11 @@ fn every_unreadable_message_is_rejected_once_answered_and_the_channel_stays_open
             (0, 0),
             "{name}"
         );
-        assert_eq!(m.sim.broker().messages("/", "nuropb-dl-queue").len(), 1, "{name}");
+        assert_eq!(
+            m.sim.broker().messages("/", "nuropb-dl-queue").len(),
+            1,
+            "{name}"
+        );
         // Answered (or not).
         let replies: Vec<amqp::Delivery> = m
             .sim
@@ -175,7 +186,10 @@ fn every_unreadable_message_is_rejected_once_answered_and_the_channel_stays_open
             assert_eq!(header(&reply.properties, "nuropb_type"), "response");
             assert_eq!(header(&reply.properties, "encrypted"), "", "{name}");
             let body: Value = serde_json::from_slice(&reply.body).unwrap();
-            assert_eq!(body["error"]["error"], "NuropbMessageError", "{name}: {body}");
+            assert_eq!(
+                body["error"]["error"], "NuropbMessageError",
+                "{name}: {body}"
+            );
             assert_eq!(body["result"], Value::Null);
         } else {
             assert!(replies.is_empty(), "{name}: not answered");
@@ -204,7 +218,12 @@ fn an_unreadable_message_without_reply_to_is_rejected_and_not_answered() {
     };
     m.sim
         .client(raw)
-        .basic_publish(1, &Publish::new("nuropb-rpc-exchange", SVC), &properties, &case.body)
+        .basic_publish(
+            1,
+            &Publish::new("nuropb-rpc-exchange", SVC),
+            &properties,
+            &case.body,
+        )
         .unwrap();
     m.sim.settle();
     let s = m.sim.tap().unwrap().stats();
@@ -242,6 +261,9 @@ fn a_readable_hand_made_request_is_served() {
     let body: Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(body["result"], json!({"k": 2}));
     assert_eq!(body["error"], Value::Null);
-    assert_eq!(body["correlation_id"], "corr-good", "the property wins over the body's id");
+    assert_eq!(
+        body["correlation_id"], "corr-good",
+        "the property wins over the body's id"
+    );
     assert_eq!(m.sim.tap().unwrap().stats().acks, 1);
 }

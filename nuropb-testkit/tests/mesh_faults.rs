@@ -17,7 +17,9 @@ fn slow_requests(m: &mut Mesh, n: usize, timeout: Duration) -> Vec<RequestId> {
             m.sim
                 .request(
                     m.client,
-                    Request::new(SVC, "slow").params(json!({"i": i})).timeout(timeout),
+                    Request::new(SVC, "slow")
+                        .params(json!({"i": i}))
+                        .timeout(timeout),
                 )
                 .unwrap()
         })
@@ -34,7 +36,10 @@ fn resolve_all(m: &mut Mesh, ids: &[RequestId], limit: Duration) {
 fn echo(m: &mut Mesh) -> serde_json::Value {
     let id = m
         .sim
-        .request(m.client, Request::new(SVC, "echo").params(json!({"after": "fault"})))
+        .request(
+            m.client,
+            Request::new(SVC, "echo").params(json!({"after": "fault"})),
+        )
         .unwrap();
     resolve_all(m, &[id], T);
     ok_of(m.sim.response(m.client, id))
@@ -56,7 +61,11 @@ fn a_client_that_loses_its_connection_fails_its_requests_at_once_and_recovers() 
     for id in &ids {
         let error = error_of(m.sim.response(m.client, *id));
         assert_eq!(error.kind, ErrorKind::Transport, "{error:?}");
-        assert!(error.description.contains("may or may not have been handled"));
+        assert!(
+            error
+                .description
+                .contains("may or may not have been handled")
+        );
     }
     let client = m.client;
     m.sim
@@ -81,7 +90,12 @@ fn a_service_that_loses_its_connection_mid_call_gets_the_call_again_after_reconn
     assert_eq!(calls.len(), 2);
     assert!(calls[1].redelivered, "the broker requeued it");
     m.sim.settle();
-    assert!(m.sim.record(m.service).complete_errors.contains(&CompleteError::Stale));
+    assert!(
+        m.sim
+            .record(m.service)
+            .complete_errors
+            .contains(&CompleteError::Stale)
+    );
     assert_no_violation(&m);
     assert_eq!(m.sim.tap().unwrap().unsettled(), 0);
 }
@@ -94,7 +108,10 @@ fn a_broker_restart_fails_requests_in_flight_and_everyone_comes_back() {
     m.sim.restart_broker(Duration::from_secs(2));
     resolve_all(&mut m, &ids, T);
     for id in &ids {
-        assert_eq!(error_of(m.sim.response(m.client, *id)).kind, ErrorKind::Transport);
+        assert_eq!(
+            error_of(m.sim.response(m.client, *id)).kind,
+            ErrorKind::Transport
+        );
     }
     // While the broker is down, a request waits in the outbox.
     let waiting = m
@@ -105,11 +122,21 @@ fn a_broker_restart_fails_requests_in_flight_and_everyone_comes_back() {
     m.sim.run_until("both back", Duration::from_secs(120), |s| {
         s.record(service).readies == 2 && s.record(client).readies == 2
     });
-    assert!(m.sim.elapsed() >= Duration::from_secs(2), "not before the broker is up");
-    assert!(m.sim.record(m.client).disconnects.len() >= 2, "refused while down, then back");
+    assert!(
+        m.sim.elapsed() >= Duration::from_secs(2),
+        "not before the broker is up"
+    );
+    assert!(
+        m.sim.record(m.client).disconnects.len() >= 2,
+        "refused while down, then back"
+    );
     resolve_all(&mut m, &[waiting], T);
     assert_eq!(ok_of(m.sim.response(m.client, waiting)), json!({"w": 1}));
-    let queue = m.sim.broker().queue("/", "nuropb-svc-sq").expect("durable: survived");
+    let queue = m
+        .sim
+        .broker()
+        .queue("/", "nuropb-svc-sq")
+        .expect("durable: survived");
     assert!(queue.durable);
     assert_eq!(echo(&mut m), json!({"after": "fault"}));
     m.sim.run_for(Duration::from_secs(15));
@@ -123,19 +150,30 @@ fn a_request_made_while_the_broker_stays_down_times_out_at_its_deadline() {
     m.sim.run_for(Duration::from_millis(1));
     let id = m
         .sim
-        .request(m.client, Request::new(SVC, "echo").timeout(Duration::from_secs(5)))
+        .request(
+            m.client,
+            Request::new(SVC, "echo").timeout(Duration::from_secs(5)),
+        )
         .unwrap();
     resolve_all(&mut m, &[id], Duration::from_secs(10));
-    assert_eq!(error_of(m.sim.response(m.client, id)).kind, ErrorKind::Timeout);
+    assert_eq!(
+        error_of(m.sim.response(m.client, id)).kind,
+        ErrorKind::Timeout
+    );
     assert!(m.sim.endpoint(m.client).footprint().is_idle());
 }
 
 #[test]
 fn a_connection_forced_closed_reconnects_and_redeclares() {
     let mut m = Mesh::new(404);
-    assert!(m.sim.force_close(m.service, 320, "CONNECTION_FORCED - Closed via management plugin"));
+    assert!(m.sim.force_close(
+        m.service,
+        320,
+        "CONNECTION_FORCED - Closed via management plugin"
+    ));
     let service = m.service;
-    m.sim.run_until("the service is back", T, |s| s.record(service).readies == 2);
+    m.sim
+        .run_until("the service is back", T, |s| s.record(service).readies == 2);
     let error = &m.sim.record(m.service).disconnects[0];
     assert!(error.description.contains("320"), "{error:?}");
     assert_eq!(echo(&mut m), json!({"after": "fault"}));
@@ -147,7 +185,11 @@ fn a_channel_closed_by_the_broker_is_reopened_and_its_call_redelivered() {
     let mut m = Mesh::new(405);
     let ids = slow_requests(&mut m, 1, Duration::from_secs(120));
     m.sim.run_for(Duration::from_secs(1));
-    assert_eq!(m.sim.close_channels(m.service, 406, "PRECONDITION_FAILED - injected"), 1);
+    assert_eq!(
+        m.sim
+            .close_channels(m.service, 406, "PRECONDITION_FAILED - injected"),
+        1
+    );
     resolve_all(&mut m, &ids, Duration::from_secs(60));
     assert_eq!(ok_of(m.sim.response(m.client, ids[0])), json!({"i": 0}));
     let record = m.sim.record(m.service);
@@ -164,7 +206,9 @@ fn a_deleted_service_queue_is_declared_again_and_served() {
     let mut m = Mesh::new(406);
     assert!(m.sim.delete_queue("/", "nuropb-svc-sq"));
     let service = m.service;
-    m.sim.run_until("the service starts over", T, |s| s.record(service).readies == 2);
+    m.sim.run_until("the service starts over", T, |s| {
+        s.record(service).readies == 2
+    });
     assert!(m.sim.broker().queue("/", "nuropb-svc-sq").is_some());
     assert_eq!(echo(&mut m), json!({"after": "fault"}));
     assert_no_violation(&m);
@@ -179,7 +223,10 @@ fn a_deleted_response_queue_fails_the_requests_waiting_on_it_and_comes_back() {
     assert!(m.sim.delete_queue("/", &queue));
     resolve_all(&mut m, &ids, Duration::from_secs(1));
     for id in &ids {
-        assert_eq!(error_of(m.sim.response(m.client, *id)).kind, ErrorKind::Transport);
+        assert_eq!(
+            error_of(m.sim.response(m.client, *id)).kind,
+            ErrorKind::Transport
+        );
     }
     assert_eq!(echo(&mut m), json!({"after": "fault"}));
     m.sim.run_for(Duration::from_secs(15));
@@ -192,11 +239,22 @@ fn a_second_single_instance_is_refused_and_stops() {
     let twin = m
         .sim
         .add_endpoint("twin", service_config("svc1", 9), Some(handler()));
-    m.sim.run_until("the twin stops", T, |s| s.record(twin).stopped.is_some());
-    let error = m.sim.record(twin).stopped.clone().unwrap().expect("an error");
+    m.sim
+        .run_until("the twin stops", T, |s| s.record(twin).stopped.is_some());
+    let error = m
+        .sim
+        .record(twin)
+        .stopped
+        .clone()
+        .unwrap()
+        .expect("an error");
     assert_eq!(error.kind, ErrorKind::Transport);
     assert!(error.description.contains("403"), "{error:?}");
-    assert_eq!(echo(&mut m), json!({"after": "fault"}), "the first instance serves on");
+    assert_eq!(
+        echo(&mut m),
+        json!({"after": "fault"}),
+        "the first instance serves on"
+    );
 }
 
 #[test]
@@ -209,8 +267,13 @@ fn the_step_bound_reports_a_run_that_never_reaches_its_goal() {
         },
     );
     // A goal that never holds, with heartbeats for ever: the bound ends it.
-    let result = m.sim.try_run_until(Duration::from_secs(365 * 24 * 3600), |_| false);
-    assert!(matches!(result, Err(SimError::Livelock { steps: 201, .. })), "{result:?}");
+    let result = m
+        .sim
+        .try_run_until(Duration::from_secs(365 * 24 * 3600), |_| false);
+    assert!(
+        matches!(result, Err(SimError::Livelock { steps: 201, .. })),
+        "{result:?}"
+    );
 }
 
 #[test]

@@ -510,7 +510,10 @@ impl Endpoint {
     /// auto-delete), deliveries on it are requeued by the broker.
     fn lose_channel(&mut self, reason: &str) {
         self.epoch += 1;
-        self.in_flight.clear();
+        // The broker requeues these deliveries; whoever handles them again decrypts them again.
+        for in_flight in std::mem::take(&mut self.in_flight).into_values() {
+            in_flight.forget_key(&mut self.encryptor);
+        }
         self.settlements.clear();
         self.startup.clear();
         self.serving = false;

@@ -41,6 +41,15 @@ pub(crate) struct InFlight {
     encrypted: bool,
 }
 
+impl InFlight {
+    /// Forgets the key an encrypted request was decrypted with, when it will not be answered.
+    pub(crate) fn forget_key(&self, encryptor: &mut crate::crypto::Encryptor) {
+        if self.encrypted {
+            encryptor.forget_received(&self.correlation_id);
+        }
+    }
+}
+
 /// Why [`Endpoint::complete`] did nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CompleteError {

@@ -131,18 +131,19 @@ impl Sim {
     pub fn is_quiet(&self) -> bool {
         !self.last_progress
             && self.nodes.iter().all(|n| {
-            !n.busy()
-                && n.link
-                    .as_ref()
-                    .is_none_or(|l| l.up.is_empty() && l.down.is_empty() && !l.broker_done)
-                && match &n.peer {
-                    Peer::Endpoint(e) => !matches!(
-                        e.endpoint.phase(),
-                        Phase::Connecting | Phase::Starting | Phase::Closing
-                    ),
-                    Peer::Client(_) => true,
-                }
-        }) && self.broker.connections_to_service().is_empty()
+                !n.busy()
+                    && n.link
+                        .as_ref()
+                        .is_none_or(|l| l.up.is_empty() && l.down.is_empty() && !l.broker_done)
+                    && match &n.peer {
+                        Peer::Endpoint(e) => !matches!(
+                            e.endpoint.phase(),
+                            Phase::Connecting | Phase::Starting | Phase::Closing
+                        ),
+                        Peer::Client(_) => true,
+                    }
+            })
+            && self.broker.connections_to_service().is_empty()
             && self.down_until.is_none_or(|t| t <= self.now)
     }
 

@@ -60,10 +60,8 @@ pub fn handler() -> Handler {
                 }),
                 "ctx_events" => Reply::ok(json!("done"))
                     .with_events(vec![EventSpec::new("svc.ctx", json!({"n": 2}))]),
-                "ctx_events_fail" => {
-                    Reply::err(NuropbError::new(ErrorKind::Exception, "no"))
-                        .with_events(vec![EventSpec::new("svc.ctx", json!({"n": 3}))])
-                }
+                "ctx_events_fail" => Reply::err(NuropbError::new(ErrorKind::Exception, "no"))
+                    .with_events(vec![EventSpec::new("svc.ctx", json!({"n": 3}))]),
                 "ctx_events_call_again" if !call.redelivered => Reply::call_again()
                     .with_events(vec![EventSpec::new("svc.ctx", json!({"n": 4}))]),
                 "ctx_events_call_again" => Reply::ok(json!("second"))
@@ -135,7 +133,9 @@ impl Mesh {
 /// A plain AMQP client with channel 1 open.
 pub fn raw_client(sim: &mut Sim, name: &str) -> NodeId {
     let node = sim.add_client(name, amqp::Config::new("guest", "guest", "/"));
-    sim.run_until("the raw client connects", T, |s| s.connection_of(node).is_some());
+    sim.run_until("the raw client connects", T, |s| {
+        s.connection_of(node).is_some()
+    });
     wait_event(sim, node, "connected", |e| {
         matches!(e, amqp::Event::Connected { .. })
     });
