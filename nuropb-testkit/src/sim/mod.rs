@@ -100,6 +100,8 @@ pub struct Sim {
     pub(crate) order: Vec<usize>,
     /// Whether the last step did anything.
     pub(crate) last_progress: bool,
+    /// Emptied buffers to hand out again.
+    pub(crate) pool: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -156,6 +158,7 @@ impl Sim {
             steps: 0,
             order: Vec::new(),
             last_progress: true,
+            pool: Vec::new(),
         }
     }
 

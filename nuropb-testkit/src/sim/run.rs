@@ -252,7 +252,7 @@ impl Sim {
             && !link.client_done
         {
             self.send_up(i, buf);
-            buf = Vec::with_capacity(4096);
+            buf = self.spare();
             progress = true;
         }
         self.buf = buf;
@@ -310,27 +310,30 @@ impl Sim {
         }
     }
 
-    /// Moves the broker's output onto the links; notes the connections it is done with.
+    /// Moves the broker's output onto the links; notes the connections it is done with. (Every
+    /// connection the broker holds has a link: links are only dropped together with
+    /// [`Broker::disconnect`](crate::broker::Broker::disconnect).)
     fn service_broker(&mut self) -> bool {
         let mut progress = false;
-        for c in self.broker.connections_to_service() {
-            let Some(&i) = self.by_conn.get(&c) else {
-                // Nobody holds this socket any more.
-                self.broker.disconnect(c, self.now);
-                progress = true;
+        for i in 0..self.nodes.len() {
+            let Some(c) = self.nodes[i].link.as_ref().map(|l| l.conn) else {
                 continue;
             };
-            let mut buf = Vec::new();
-            if self.broker.poll_transmit_into(c, &mut buf) {
-                if let Some(tap) = &mut self.tap {
-                    tap.down(c, &buf);
+            if self.broker.pending_output(c) > 0 {
+                let mut buf = self.spare();
+                if self.broker.poll_transmit_into(c, &mut buf) {
+                    if let Some(tap) = &mut self.tap {
+                        tap.down(c, &buf);
+                    }
+                    self.send_down(i, buf);
+                    progress = true;
+                } else {
+                    self.pool.push(buf);
                 }
-                self.send_down(i, buf);
-                progress = true;
             }
-            if self.broker.is_closed(c)
-                && let Some(link) = &mut self.nodes[i].link
+            if let Some(link) = &mut self.nodes[i].link
                 && !link.broker_done
+                && self.broker.is_closed(c)
             {
                 link.broker_done = true;
                 progress = true;
@@ -379,10 +382,12 @@ impl Sim {
                 tap.up(c, &bytes);
             }
             self.broker.handle_input(c, &bytes, now);
+            self.recycle(bytes);
         } else if let Some(bytes) = link.down.pop_due(now) {
             if !link.client_done {
                 self.nodes[i].handle_input(&bytes, now);
             }
+            self.recycle(bytes);
         }
         let Some(link) = &self.nodes[i].link else {
             return;
@@ -393,6 +398,19 @@ impl Sim {
             if !client_done {
                 self.nodes[i].handle_eof(now);
             }
+        }
+    }
+
+    /// An empty buffer, with the capacity of one used before when there is one: the peers swap
+    /// it in as their next output buffer, so buffers circulate instead of being reallocated.
+    fn spare(&mut self) -> Vec<u8> {
+        self.pool.pop().unwrap_or_default()
+    }
+
+    fn recycle(&mut self, mut bytes: Vec<u8>) {
+        if self.pool.len() < 64 && bytes.capacity() > 0 {
+            bytes.clear();
+            self.pool.push(bytes);
         }
     }
 
