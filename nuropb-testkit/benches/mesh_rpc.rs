@@ -61,10 +61,14 @@ fn bench(c: &mut Criterion) {
     const N: usize = 1000;
     group.throughput(Throughput::Elements(N as u64));
     let (mut sim, _, client) = mesh(N as u16);
-    group.bench_function("pipelined_1000", |b| b.iter(|| round_trips(&mut sim, client, N)));
+    group.bench_function("pipelined_1000", |b| {
+        b.iter(|| round_trips(&mut sim, client, N))
+    });
     group.throughput(Throughput::Elements(1));
     let (mut sim, _, client) = mesh(1);
-    group.bench_function("one_at_a_time", |b| b.iter(|| round_trips(&mut sim, client, 1)));
+    group.bench_function("one_at_a_time", |b| {
+        b.iter(|| round_trips(&mut sim, client, 1))
+    });
     group.finish();
 }
 

@@ -397,7 +397,7 @@ fn declare_refusals() {
     c.expect_connection_close(
         &mut h,
         503,
-        "COMMAND_INVALID - invalid exchange type 'foo'",
+        "COMMAND_INVALID - unknown exchange type 'foo'",
         (40, 10),
     );
 }
