@@ -44,7 +44,10 @@ else
 fi
 
 step "cargo test"
-cargo test --workspace --all-targets --all-features --locked --no-fail-fast
+# The examples are built as programs (the examples test runs the README's main job), the rest as
+# tests; `--all-targets` would build the examples as test harnesses instead.
+cargo build --workspace --examples --all-features --locked
+cargo test --workspace --lib --bins --tests --benches --all-features --locked --no-fail-fast
 cargo test --workspace --doc --all-features --locked
 
 step "fuzz smoke: every target for ${NUROPB_FUZZ_SECONDS:-20}s"
