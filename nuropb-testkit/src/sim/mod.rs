@@ -262,10 +262,10 @@ impl Sim {
     /// [`client`](Sim::client) and read its events from [`client_events`](Sim::client_events).
     pub fn add_client(&mut self, name: &str, config: amqp::Config) -> NodeId {
         let conn = Connection::new(config, self.now).expect("a valid AMQP configuration");
-        let peer = Peer::Client(ClientPeer {
+        let peer = Peer::Client(Box::new(ClientPeer {
             conn,
             events: VecDeque::new(),
-        });
+        }));
         self.add_node(name, peer)
     }
 

@@ -72,7 +72,7 @@ pub(crate) struct ClientPeer {
 }
 
 pub(crate) enum Peer {
-    Client(ClientPeer),
+    Client(Box<ClientPeer>),
     Endpoint(Box<EndpointPeer>),
 }
 

@@ -468,10 +468,13 @@ fn on_event(
             }
         }
         Event::Response { request, result } => {
-            if e.record.responses.contains_key(&request) {
-                e.record.duplicate_responses.push(request);
-            } else {
-                e.record.responses.insert(request, result);
+            match e.record.responses.entry(request) {
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    e.record.duplicate_responses.push(request)
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(result);
+                }
             }
         }
         Event::NotDelivered {
