@@ -210,7 +210,7 @@ impl Connector {
             receiver,
             ready,
         );
-        self.runtime.spawn(Box::pin(driver));
+        self.runtime.spawn_driver(Box::pin(driver));
         started.await.map_err(|_| {
             NuropbError::new(ErrorKind::Transport, "the endpoint stopped while starting")
         })??;
