@@ -8,7 +8,7 @@
 //!
 //! `cargo bench -p nuropb-testkit --bench mesh_rpc`
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use nuropb_proto::describe::{MethodSpec, ServiceSpec};
 use nuropb_proto::mesh::{EndpointConfig, Request, ServiceConfig};
 use nuropb_testkit::sim::{NodeId, Reply, Sim, SimConfig, Work};
@@ -73,4 +73,21 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// `NUROPB_BENCH_BATCHES=<n>` runs `n` pipelined batches of 1,000 without criterion and exits:
+/// a fixed amount of work for `perf stat` (instructions per round trip do not depend on the
+/// machine's load).
+fn main() {
+    if let Some(n) = std::env::var("NUROPB_BENCH_BATCHES")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let (mut sim, _, client) = mesh(1000);
+        for _ in 0..n {
+            round_trips(&mut sim, client, 1000);
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -467,16 +467,14 @@ fn on_event(
                 schedule(e, delivery, reply, now, seq);
             }
         }
-        Event::Response { request, result } => {
-            match e.record.responses.entry(request) {
-                std::collections::hash_map::Entry::Occupied(_) => {
-                    e.record.duplicate_responses.push(request)
-                }
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(result);
-                }
+        Event::Response { request, result } => match e.record.responses.entry(request) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                e.record.duplicate_responses.push(request)
             }
-        }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(result);
+            }
+        },
         Event::NotDelivered {
             correlation_id,
             kind,
