@@ -35,6 +35,9 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
+step "cargo doc (every public item documented, every link resolved)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
+
 step "supply chain (cargo deny, offline)"
 if [ -x "$root/../shared/scripts/supply-chain-check.sh" ]; then
   "$root/../shared/scripts/supply-chain-check.sh" deny.toml

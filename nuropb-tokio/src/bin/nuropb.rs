@@ -23,7 +23,7 @@ use std::time::Duration;
         2 bad arguments; 3 not delivered; 4 timeout; 5 broker unreachable or connection failed."
 )]
 struct Cli {
-    /// The broker and virtual host: amqp[s]://user:password@host:port/vhost
+    /// The broker and virtual host: `amqp[s]://user:password@host:port/vhost`
     #[arg(
         long,
         env = "NUROPB_AMQP_URL",
