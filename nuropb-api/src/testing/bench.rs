@@ -282,6 +282,18 @@ pub fn run(runtimes: &[BenchRuntime]) {
     } else {
         1
     };
+    let baseline = runtimes[0];
+    (baseline.block_on)(Box::pin(async move {
+        helpers::create_vhost(&settings())
+            .await
+            .expect("RabbitMQ's management API");
+    }));
+    // Client and server share this process: its CPU figure is both sides together.
+    report(
+        "bare AMQP",
+        "rpc, 1 outstanding (the floor)",
+        &raw_rpc(2_000 * scale),
+    );
     for bench in runtimes {
         let bench = *bench;
         (bench.block_on)(Box::pin(async move {
@@ -311,5 +323,179 @@ pub fn run(runtimes: &[BenchRuntime]) {
                 &events(&bench, 10_000 * scale as u64).await,
             );
         }));
+    }
+}
+
+/// A blocking connection to the broker for the raw baseline: the sans-IO client over a plain
+/// `TcpStream`, one thread each side, nothing else.
+struct RawConnection {
+    conn: nuropb_proto::amqp::Connection,
+    sock: std::net::TcpStream,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl RawConnection {
+    fn open() -> RawConnection {
+        use nuropb_proto::amqp::{Connection, Event};
+        let settings = settings();
+        let sock = std::net::TcpStream::connect((settings.host.as_str(), settings.port()))
+            .expect("the broker");
+        sock.set_nodelay(true).expect("nodelay");
+        let conn = Connection::new(settings.amqp_config(), Instant::now()).expect("a connection");
+        let mut raw = RawConnection {
+            conn,
+            sock,
+            buf: vec![0; 65536],
+            out: Vec::new(),
+        };
+        loop {
+            match raw.next() {
+                Event::Connected { .. } => break,
+                Event::Closed { reply_text, .. } => panic!("refused: {reply_text}"),
+                _ => {}
+            }
+        }
+        raw
+    }
+
+    /// Writes what the connection wants written, then blocks for the next event.
+    fn next(&mut self) -> nuropb_proto::amqp::Event {
+        use std::io::Write;
+        loop {
+            if let Some(event) = self.conn.poll_event() {
+                return event;
+            }
+            self.out.clear();
+            self.conn.poll_transmit(&mut self.out);
+            self.sock.write_all(&self.out).expect("write");
+            let n = self.sock.read(&mut self.buf).expect("read");
+            assert!(n > 0, "the broker closed the socket");
+            self.conn.handle_input(&self.buf[..n], Instant::now());
+        }
+    }
+
+    fn channel(&mut self) -> u16 {
+        self.conn.open_channel().expect("a channel")
+    }
+}
+
+/// The floor on this machine: a request/response over the broker with the bare AMQP client,
+/// blocking sockets and a thread per side — no NuroPb envelope, no runtime. One outstanding.
+pub fn raw_rpc(total: usize) -> Figures {
+    use nuropb_proto::amqp::{Consume, Event, Properties, Publish, QueueDeclare};
+    let queue = format!("raw-rpc-{}", &crate::random_hex()[..8]);
+    let server_queue = queue.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        let mut raw = RawConnection::open();
+        let ch = raw.channel();
+        raw.conn
+            .queue_declare(
+                ch,
+                &QueueDeclare {
+                    auto_delete: true,
+                    ..QueueDeclare::new(&server_queue)
+                },
+            )
+            .unwrap();
+        raw.conn.basic_qos(ch, 1, false).unwrap();
+        raw.conn
+            .basic_consume(ch, &Consume::new(&server_queue))
+            .unwrap();
+        let mut started = 0;
+        let mut served = 0;
+        while served < total + 200 {
+            match raw.next() {
+                Event::Completed { .. } => {
+                    started += 1;
+                    if started == 3 {
+                        let _ = ready_tx.send(());
+                    }
+                }
+                Event::Delivery(d) => {
+                    let reply_to = d.properties.reply_to.clone().expect("reply_to");
+                    let props = Properties {
+                        correlation_id: d.properties.correlation_id.clone(),
+                        ..Properties::default()
+                    };
+                    raw.conn
+                        .basic_publish(ch, &Publish::new("", reply_to.as_str()), &props, &d.body)
+                        .unwrap();
+                    raw.conn.basic_ack(ch, d.delivery_tag, false).unwrap();
+                    served += 1;
+                }
+                _ => {}
+            }
+        }
+        raw.conn.close(200, "done").unwrap();
+        let _ = raw.next();
+    });
+    ready_rx.recv().expect("the raw server is ready");
+    let mut raw = RawConnection::open();
+    let ch = raw.channel();
+    let reply = format!("{queue}-reply");
+    raw.conn
+        .queue_declare(
+            ch,
+            &QueueDeclare {
+                exclusive: true,
+                ..QueueDeclare::new(&reply)
+            },
+        )
+        .unwrap();
+    raw.conn
+        .basic_consume(
+            ch,
+            &Consume {
+                no_ack: true,
+                ..Consume::new(&reply)
+            },
+        )
+        .unwrap();
+    let mut pending = 2;
+    while pending > 0 {
+        if let Event::Completed { .. } = raw.next() {
+            pending -= 1;
+        }
+    }
+    let body = br#"{"param1": "value1", "param2": {"param2a": "value2a"}}"#;
+    let mut latencies = Vec::with_capacity(total);
+    let cpu = cpu_seconds("self");
+    let started = Instant::now();
+    for i in 0..total + 200 {
+        let t = Instant::now();
+        let props = Properties {
+            correlation_id: Some(i.to_string().as_str().into()),
+            reply_to: Some(reply.as_str().into()),
+            ..Properties::default()
+        };
+        raw.conn
+            .basic_publish(ch, &Publish::new("", &queue), &props, body)
+            .unwrap();
+        loop {
+            if let Event::Delivery(_) = raw.next() {
+                break;
+            }
+        }
+        if i >= 200 {
+            latencies.push(t.elapsed());
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds("self") - cpu;
+    raw.conn.close(200, "done").unwrap();
+    let _ = raw.next();
+    let _ = server.join();
+    latencies.sort();
+    let n = (total + 200) as f64;
+    Figures {
+        rate: n / elapsed,
+        latency_ms: Some([
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.9),
+            percentile(&latencies, 0.99),
+        ]),
+        cpu_us: [cpu / n * 1e6, 0.0],
     }
 }
