@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(envelope) = Envelope::from_properties(&properties) else { return };
     let Ok(message) = envelope.open(body) else { return };
     if let Ok(publication) = Publication::plaintext(&message, &Exchanges::default(), "rq") {
-        let again = Envelope::from_properties(&publication.properties)
+        let again = Envelope::from_properties(&publication.decoded_properties())
             .and_then(|e| e.open(&publication.body))
             .expect("our own encoding decodes");
         assert_eq!(again.payload, message.payload);

@@ -42,13 +42,10 @@ fn plaintext(c: &mut Criterion) {
             let publication =
                 Publication::plaintext(black_box(&message), &exchanges, "nuropb-client-rq")
                     .unwrap();
-            let mut header = Vec::with_capacity(256);
-            publication.properties.encode(&mut header);
-            black_box((header, publication.body))
+            black_box((publication.properties, publication.body))
         })
     });
-    let mut header = Vec::new();
-    publication.properties.encode(&mut header);
+    let header = publication.properties.clone();
     group.bench_function("decode", |b| {
         b.iter(|| {
             let properties = Properties::decode(black_box(&header)).unwrap();
@@ -61,9 +58,7 @@ fn plaintext(c: &mut Criterion) {
             let publication =
                 Publication::plaintext(black_box(&message), &exchanges, "nuropb-client-rq")
                     .unwrap();
-            let mut header = Vec::with_capacity(256);
-            publication.properties.encode(&mut header);
-            let properties = Properties::decode(&header).unwrap();
+            let properties = Properties::decode(&publication.properties).unwrap();
             let envelope = Envelope::from_properties(&properties).unwrap();
             black_box(envelope.open(&publication.body).unwrap())
         })

@@ -155,9 +155,7 @@ proptest! {
         let publication = Publication::plaintext(&message, &Exchanges::default(), "sender-rq").unwrap();
         // Bodies are Python-style: pure ASCII.
         prop_assert!(publication.body.is_ascii());
-        let mut bytes = Vec::new();
-        publication.properties.encode(&mut bytes);
-        let properties = Properties::decode(&bytes).unwrap();
+        let properties = Properties::decode(&publication.properties).unwrap();
         let received = Envelope::from_properties(&properties).unwrap().open(&publication.body).unwrap();
         prop_assert_eq!(received, message);
     }

@@ -19,7 +19,7 @@ use crate::amqp::config::short;
 use crate::amqp::connection::{Connection, Inner, State};
 use crate::amqp::error::Error;
 use crate::amqp::event::RequestId;
-use crate::amqp::frame::{write_content, write_method};
+use crate::amqp::frame::{write_content, write_content_raw, write_method};
 use crate::amqp::properties::Properties;
 use crate::amqp::wire;
 
@@ -614,6 +614,31 @@ impl Connection {
         properties: &Properties,
         body: &[u8],
     ) -> Result<Option<u64>, Error> {
+        self.publish_with(ch, publish, |out, frame_max| {
+            write_content(out, ch, wire::BASIC, properties, body, frame_max)
+        })
+    }
+
+    /// As [`Connection::basic_publish`], with the properties already encoded (as
+    /// [`Properties::encode`] or [`crate::amqp::PropertiesRef::encode`] write them).
+    pub fn basic_publish_raw(
+        &mut self,
+        ch: ChannelId,
+        publish: &Publish<'_>,
+        properties: &[u8],
+        body: &[u8],
+    ) -> Result<Option<u64>, Error> {
+        self.publish_with(ch, publish, |out, frame_max| {
+            write_content_raw(out, ch, wire::BASIC, properties, body, frame_max)
+        })
+    }
+
+    fn publish_with(
+        &mut self,
+        ch: ChannelId,
+        publish: &Publish<'_>,
+        content: impl FnOnce(&mut Vec<u8>, u32),
+    ) -> Result<Option<u64>, Error> {
         publish.check()?;
         let frame_max = match self.inner.tuning.frame_max {
             0 => u32::MAX,
@@ -631,7 +656,7 @@ impl Connection {
             publish.mandatory,
             publish.immediate,
         );
-        write_content(out, ch, wire::BASIC, properties, body, frame_max);
+        content(out, frame_max);
         Ok(seq)
     }
 

@@ -442,11 +442,49 @@ pub fn write_content(
     body: &[u8],
     frame_max: u32,
 ) {
+    write_content_with(
+        out,
+        channel,
+        class_id,
+        |out| properties.encode(out),
+        body,
+        frame_max,
+    );
+}
+
+/// As [`write_content`], with the properties already encoded (flag word and property list, as
+/// [`Properties::encode`] or [`crate::amqp::PropertiesRef::encode`] write them).
+pub fn write_content_raw(
+    out: &mut Vec<u8>,
+    channel: ChannelId,
+    class_id: u16,
+    properties: &[u8],
+    body: &[u8],
+    frame_max: u32,
+) {
+    write_content_with(
+        out,
+        channel,
+        class_id,
+        |out| out.extend_from_slice(properties),
+        body,
+        frame_max,
+    );
+}
+
+fn write_content_with(
+    out: &mut Vec<u8>,
+    channel: ChannelId,
+    class_id: u16,
+    properties: impl FnOnce(&mut Vec<u8>),
+    body: &[u8],
+    frame_max: u32,
+) {
     let start = begin_frame(out, FRAME_HEADER, channel);
     out.extend_from_slice(&class_id.to_be_bytes());
     out.extend_from_slice(&0u16.to_be_bytes());
     out.extend_from_slice(&(body.len() as u64).to_be_bytes());
-    properties.encode(out);
+    properties(out);
     end_frame(out, start);
     let chunk = (frame_max.max(MIN_FRAME_MAX) as usize) - FRAME_OVERHEAD;
     for part in body.chunks(chunk) {

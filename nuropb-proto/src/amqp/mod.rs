@@ -44,4 +44,4 @@ pub use event::{
     Completion, Confirm, Delivery, Event, GetMessage, RequestFailed, RequestId, Returned, Tuning,
 };
 pub use frame::{ContentHeader, Frame, FrameError, FrameReader, RawFrame};
-pub use properties::{Headers, Properties};
+pub use properties::{Headers, HeadersRef, Properties, PropertiesError, PropertiesRef};

@@ -464,7 +464,7 @@ impl Endpoint {
             immediate: false,
         };
         self.conn
-            .basic_publish(ch, &publish, &p.properties, &p.body)
+            .basic_publish_raw(ch, &publish, &p.properties, &p.body)
             .is_ok()
     }
 

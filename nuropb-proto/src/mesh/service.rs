@@ -484,9 +484,9 @@ impl Endpoint {
             mandatory: false,
             immediate: false,
         };
-        let _ = self
-            .conn
-            .basic_publish(ch, &publish, &publication.properties, &publication.body);
+        let _ =
+            self.conn
+                .basic_publish_raw(ch, &publish, &publication.properties, &publication.body);
     }
 
     /// Rejects a message that cannot be read, once, and answers it when it has a reply-to.

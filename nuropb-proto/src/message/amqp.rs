@@ -15,7 +15,7 @@
 //! Incoming ([`Envelope::from_properties`] then [`Envelope::open`]): the headers are validated
 //! before the body is looked at, so a caller can decrypt in between.
 
-use crate::amqp::{AMQPValue, Headers, Properties, ShortString};
+use crate::amqp::{AMQPValue, Headers, HeadersRef, Properties, PropertiesRef, ShortString};
 use crate::message::decode::{DecodeError, decode_payload};
 use crate::message::kind::MessageType;
 use crate::message::payload::Payload;
@@ -62,11 +62,7 @@ fn short(field: &'static str, value: &str) -> Result<ShortString, EncodeError> {
     })
 }
 
-fn long(value: &str) -> AMQPValue {
-    AMQPValue::LongString(value.as_bytes().to_vec().into())
-}
-
-/// A message ready for `basic.publish`.
+/// A message ready for `basic.publish`, its content properties already encoded.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Publication {
     /// The exchange to publish to.
@@ -75,8 +71,9 @@ pub struct Publication {
     pub routing_key: ShortString,
     /// Whether an unroutable message comes back (`basic.return`).
     pub mandatory: bool,
-    /// The content properties.
-    pub properties: Properties,
+    /// The content properties, encoded (flag word and property list), for
+    /// [`Connection::basic_publish_raw`](crate::amqp::Connection::basic_publish_raw).
+    pub properties: Vec<u8>,
     /// The body: JSON, or the encrypted form of it.
     pub body: Vec<u8>,
 }
@@ -96,8 +93,9 @@ impl Publication {
     /// assert_eq!(publication.exchange.as_str(), "nuropb-rpc-exchange");
     /// assert_eq!(publication.routing_key.as_str(), "svc");
     /// assert!(publication.mandatory);
-    /// assert_eq!(publication.properties.expiration.as_ref().unwrap().as_str(), "60000");
-    /// assert_eq!(publication.properties.flags(), 0xa700);
+    /// let properties = publication.decoded_properties();
+    /// assert_eq!(properties.expiration.as_ref().unwrap().as_str(), "60000");
+    /// assert_eq!(properties.flags(), 0xa700);
     /// ```
     pub fn new(
         message: &TransportMessage,
@@ -117,35 +115,52 @@ impl Publication {
         };
         let expiration = match (message.kind(), message.ttl) {
             (MessageType::Request | MessageType::Command, Some(ttl)) if ttl > 0 => {
-                Some(short("expiration", &ttl.to_string())?)
+                Some(ttl.to_string())
             }
             _ => None,
         };
-        // nuropb_protocol, nuropb_version, nuropb_type, trace_id, encrypted: 5 keys, 57 bytes.
-        let mut headers = Headers::with_capacity(5, 57);
-        headers.insert("nuropb_protocol", long(message.protocol));
-        headers.insert("nuropb_version", long(NUROPB_VERSION));
-        headers.insert("nuropb_type", long(message.kind().as_str()));
-        headers.insert(
-            "trace_id",
-            message.trace_id.as_deref().map_or(AMQPValue::Void, long),
-        );
-        headers.insert(
-            "encrypted",
-            long(if message.encrypted { "yes" } else { "" }),
-        );
+        let headers = [
+            ("nuropb_protocol", Some(message.protocol.as_bytes())),
+            ("nuropb_version", Some(NUROPB_VERSION.as_bytes())),
+            ("nuropb_type", Some(message.kind().as_str().as_bytes())),
+            ("trace_id", message.trace_id.as_deref().map(str::as_bytes)),
+            (
+                "encrypted",
+                Some(if message.encrypted {
+                    &b"yes"[..]
+                } else {
+                    &b""[..]
+                }),
+            ),
+        ];
+        let too_long = |field: &'static str, value: &str| EncodeError::TooLong {
+            field,
+            len: value.len(),
+        };
+        for (field, value) in [
+            ("correlation_id", message.correlation_id.as_str()),
+            ("reply_to", reply_to),
+        ] {
+            if value.len() > 255 {
+                return Err(too_long(field, value));
+            }
+        }
+        let mut properties = Vec::with_capacity(256);
+        PropertiesRef {
+            content_type: Some(CONTENT_TYPE),
+            headers: Some(HeadersRef::LongStrings(&headers)),
+            correlation_id: Some(&message.correlation_id),
+            reply_to: Some(reply_to),
+            expiration: expiration.as_deref(),
+            ..PropertiesRef::default()
+        }
+        .encode(&mut properties)
+        .map_err(|_| too_long("expiration", expiration.as_deref().unwrap_or_default()))?;
         Ok(Publication {
             exchange: short("exchange", exchange)?,
             routing_key: short("routing key", routing_key)?,
             mandatory,
-            properties: Properties {
-                content_type: Some(CONTENT_TYPE.into()),
-                headers: Some(headers),
-                correlation_id: Some(short("correlation_id", &message.correlation_id)?),
-                reply_to: Some(short("reply_to", reply_to)?),
-                expiration,
-                ..Properties::default()
-            },
+            properties,
             body,
         })
     }
@@ -157,6 +172,12 @@ impl Publication {
         reply_to: &str,
     ) -> Result<Publication, EncodeError> {
         Publication::new(message, exchanges, reply_to, message.payload.to_json())
+    }
+
+    /// The content properties, decoded: what a receiver gets.
+    pub fn decoded_properties(&self) -> Properties {
+        // Written by `new` from checked values, the bytes always decode.
+        Properties::decode(&self.properties).unwrap_or_default()
     }
 }
 
@@ -264,6 +285,10 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn long(value: &str) -> AMQPValue {
+        AMQPValue::LongString(value.as_bytes().to_vec().into())
+    }
     use crate::message::payload::{EventPayload, ResponsePayload};
 
     #[test]
@@ -281,11 +306,14 @@ mod tests {
             ("nuropb-events-exchange", "a.b", false)
         );
         assert_eq!(
-            p.properties.reply_to.as_ref().map(ShortString::as_str),
+            p.decoded_properties()
+                .reply_to
+                .as_ref()
+                .map(ShortString::as_str),
             Some("")
         );
-        assert_eq!(p.properties.expiration, None);
-        assert_eq!(p.properties.flags(), 0xa600);
+        assert_eq!(p.decoded_properties().expiration, None);
+        assert_eq!(p.decoded_properties().flags(), 0xa600);
 
         let response = TransportMessage::new(Payload::Response(ResponsePayload {
             reply_to: "their-rq".into(),
@@ -297,7 +325,7 @@ mod tests {
             ("", "their-rq")
         );
         assert_eq!(
-            p.properties.headers.unwrap().get("trace_id"),
+            p.decoded_properties().headers.unwrap().get("trace_id"),
             Some(&AMQPValue::Void)
         );
     }
@@ -322,7 +350,7 @@ mod tests {
         }
         message.ttl = Some(0);
         let p = Publication::plaintext(&message, &Exchanges::default(), "rq").unwrap();
-        assert_eq!(p.properties.expiration, None);
+        assert_eq!(p.decoded_properties().expiration, None);
     }
 
     #[test]
@@ -333,7 +361,7 @@ mod tests {
             "",
         )
         .unwrap();
-        let mut props = publication.properties;
+        let mut props = publication.decoded_properties();
         assert!(Envelope::from_properties(&props).is_ok());
         props
             .headers

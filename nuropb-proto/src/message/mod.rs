@@ -14,7 +14,7 @@
 //! let publication = Publication::plaintext(&message, &Exchanges::default(), "my-response-queue").unwrap();
 //!
 //! // … on the other side, the delivery's properties and body:
-//! let envelope = Envelope::from_properties(&publication.properties).unwrap();
+//! let envelope = Envelope::from_properties(&publication.decoded_properties()).unwrap();
 //! assert_eq!(envelope.reply_to.as_deref(), Some("my-response-queue"));
 //! let received = envelope.open(&publication.body).unwrap();
 //! assert_eq!(received, message);
