@@ -147,3 +147,56 @@ pub async fn all_in_one(mesh: &ExampleMesh) -> Result<(Value, Value), NuropbErro
     service.shutdown(Duration::from_secs(5)).await;
     Ok((claims, method))
 }
+
+/// The command line of the `service_example` examples.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(about = "Serves the methods of Python NuroPb's ServiceExample")]
+pub struct ServiceExampleArgs {
+    /// The service name.
+    #[arg(long, default_value = "test_service")]
+    pub name: String,
+    /// Topic patterns of events to subscribe to (repeatable).
+    #[arg(long = "event-binding")]
+    pub event_bindings: Vec<String>,
+    /// A fixed instance id (single-instance mode).
+    #[arg(long)]
+    pub instance_id: Option<String>,
+    /// How many calls to handle at once.
+    #[arg(long, default_value_t = 1)]
+    pub prefetch: u16,
+}
+
+/// The `service_example` examples: serves Python's ServiceExample methods as `args` say on
+/// `runtime`, printing each event it receives as one JSON line, until `stop` completes; then
+/// shuts down gracefully.
+pub async fn serve_service_example(
+    runtime: Arc<dyn Runtime>,
+    args: ServiceExampleArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), NuropbError> {
+    let mesh = ExampleMesh::start(runtime.clone()).await?;
+    if let Some(broker) = &mesh.embedded {
+        println!("embedded broker: {}", broker.amqp_url("nuropb-example"));
+    }
+    let mut service = crate::testing::service_example(&args.name, runtime).prefetch(args.prefetch);
+    for pattern in &args.event_bindings {
+        service = service.subscribe(pattern.clone());
+    }
+    if let Some(id) = args.instance_id {
+        service = service.instance_id(id);
+    }
+    let service = service.on_event(|event, _ctx| async move {
+        // One JSON line per event, for scripts and tests to read.
+        println!(
+            "{}",
+            json!({"topic": event.topic, "event": event.event, "target": event.target,
+                   "context": event.context, "trace_id": event.trace_id})
+        );
+        Ok(())
+    });
+    let served = mesh.connector().serve(service).await?;
+    println!("{} ready on {}", served.name(), mesh.settings);
+    stop.await;
+    served.shutdown(Duration::from_secs(10)).await;
+    Ok(())
+}

@@ -8,55 +8,15 @@
 //! Without `NUROPB_AMQP_URL` it runs on an embedded testkit broker and prints its URL.
 
 use nuropb_tokio::TokioRuntime;
-use nuropb_tokio::examples::{ExampleMesh, init_tracing};
-use nuropb_tokio::testing::service_example;
-use serde_json::json;
-use std::time::Duration;
-
-#[derive(clap::Parser)]
-#[command(about = "Serves the methods of Python NuroPb's ServiceExample")]
-struct Args {
-    /// The service name.
-    #[arg(long, default_value = "test_service")]
-    name: String,
-    /// Topic patterns of events to subscribe to (repeatable).
-    #[arg(long = "event-binding")]
-    event_bindings: Vec<String>,
-    /// A fixed instance id (single-instance mode).
-    #[arg(long)]
-    instance_id: Option<String>,
-    /// How many calls to handle at once.
-    #[arg(long, default_value_t = 1)]
-    prefetch: u16,
-}
+use nuropb_tokio::examples::{ServiceExampleArgs, init_tracing, serve_service_example};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
-    let args = <Args as clap::Parser>::parse();
-    let mesh = ExampleMesh::start(TokioRuntime::shared()).await?;
-    if let Some(broker) = &mesh.embedded {
-        println!("embedded broker: {}", broker.amqp_url("nuropb-example"));
-    }
-    let mut service = service_example(&args.name, TokioRuntime::shared()).prefetch(args.prefetch);
-    for pattern in &args.event_bindings {
-        service = service.subscribe(pattern.clone());
-    }
-    if let Some(id) = args.instance_id {
-        service = service.instance_id(id);
-    }
-    let service = service.on_event(|event, _ctx| async move {
-        // One JSON line per event, for scripts and tests to read.
-        println!(
-            "{}",
-            json!({"topic": event.topic, "event": event.event, "target": event.target,
-                   "context": event.context, "trace_id": event.trace_id})
-        );
-        Ok(())
-    });
-    let served = mesh.connector().serve(service).await?;
-    println!("{} ready on {}", served.name(), mesh.settings);
-    tokio::signal::ctrl_c().await?;
-    served.shutdown(Duration::from_secs(10)).await;
+    let args = <ServiceExampleArgs as clap::Parser>::parse();
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    serve_service_example(TokioRuntime::shared(), args, stop).await?;
     Ok(())
 }

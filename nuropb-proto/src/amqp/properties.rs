@@ -223,44 +223,55 @@ pub enum PropertiesError {
     ShortStringTooLong(usize),
 }
 
-const CONTENT_TYPE: u16 = 1 << 15;
-const CONTENT_ENCODING: u16 = 1 << 14;
-const HEADERS: u16 = 1 << 13;
-const DELIVERY_MODE: u16 = 1 << 12;
-const PRIORITY: u16 = 1 << 11;
-const CORRELATION_ID: u16 = 1 << 10;
-const REPLY_TO: u16 = 1 << 9;
-const EXPIRATION: u16 = 1 << 8;
-const MESSAGE_ID: u16 = 1 << 7;
-const TIMESTAMP: u16 = 1 << 6;
-const KIND: u16 = 1 << 5;
-const USER_ID: u16 = 1 << 4;
-const APP_ID: u16 = 1 << 3;
-const CLUSTER_ID: u16 = 1 << 2;
-const CONTINUATION: u16 = 1;
+/// The bits of the property flag word, one per property (AMQP 0-9-1, basic class).
+pub mod flag {
+    /// `content_type`.
+    pub const CONTENT_TYPE: u16 = 1 << 15;
+    /// `content_encoding`.
+    pub const CONTENT_ENCODING: u16 = 1 << 14;
+    /// `headers`.
+    pub const HEADERS: u16 = 1 << 13;
+    /// `delivery_mode`.
+    pub const DELIVERY_MODE: u16 = 1 << 12;
+    /// `priority`.
+    pub const PRIORITY: u16 = 1 << 11;
+    /// `correlation_id`.
+    pub const CORRELATION_ID: u16 = 1 << 10;
+    /// `reply_to`.
+    pub const REPLY_TO: u16 = 1 << 9;
+    /// `expiration`.
+    pub const EXPIRATION: u16 = 1 << 8;
+    /// `message_id`.
+    pub const MESSAGE_ID: u16 = 1 << 7;
+    /// `timestamp`.
+    pub const TIMESTAMP: u16 = 1 << 6;
+    /// `type`.
+    pub const KIND: u16 = 1 << 5;
+    /// `user_id`.
+    pub const USER_ID: u16 = 1 << 4;
+    /// `app_id`.
+    pub const APP_ID: u16 = 1 << 3;
+    /// `cluster_id`.
+    pub const CLUSTER_ID: u16 = 1 << 2;
+    /// Another flag word follows (never for the basic class).
+    pub const CONTINUATION: u16 = 1;
+}
+
+use flag::*;
 
 impl Properties {
     /// The property flag word: one bit per present property.
     pub fn flags(&self) -> u16 {
-        let bit = |present: bool, bit: u16| if present { bit } else { 0 };
-        bit(self.content_type.is_some(), CONTENT_TYPE)
-            | bit(self.content_encoding.is_some(), CONTENT_ENCODING)
-            | bit(self.headers.is_some(), HEADERS)
-            | bit(self.delivery_mode.is_some(), DELIVERY_MODE)
-            | bit(self.priority.is_some(), PRIORITY)
-            | bit(self.correlation_id.is_some(), CORRELATION_ID)
-            | bit(self.reply_to.is_some(), REPLY_TO)
-            | bit(self.expiration.is_some(), EXPIRATION)
-            | bit(self.message_id.is_some(), MESSAGE_ID)
-            | bit(self.timestamp.is_some(), TIMESTAMP)
-            | bit(self.kind.is_some(), KIND)
-            | bit(self.user_id.is_some(), USER_ID)
-            | bit(self.app_id.is_some(), APP_ID)
-            | bit(self.cluster_id.is_some(), CLUSTER_ID)
+        self.borrowed().flags()
     }
 
     /// Appends the flag word and the present properties, in wire order, to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        self.borrowed().write(out);
+    }
+
+    /// These properties, borrowed.
+    fn borrowed(&self) -> PropertiesRef<'_> {
         fn short(s: &Option<ShortString>) -> Option<&str> {
             s.as_ref().map(ShortString::as_str)
         }
@@ -280,7 +291,6 @@ impl Properties {
             app_id: short(&self.app_id),
             cluster_id: short(&self.cluster_id),
         }
-        .write(out);
     }
 
     /// Decodes a flag word and property list that make up the whole of `bytes`.
@@ -404,7 +414,8 @@ pub struct PropertiesRef<'a> {
 }
 
 impl PropertiesRef<'_> {
-    fn flags(&self) -> u16 {
+    /// The property flag word: one bit per present property.
+    pub fn flags(&self) -> u16 {
         let bit = |present: bool, bit: u16| if present { bit } else { 0 };
         bit(self.content_type.is_some(), CONTENT_TYPE)
             | bit(self.content_encoding.is_some(), CONTENT_ENCODING)

@@ -9,21 +9,7 @@
 
 use nuropb_proto::amqp::properties::MAX_NESTING;
 
-const CONTENT_TYPE: u16 = 1 << 15;
-const CONTENT_ENCODING: u16 = 1 << 14;
-const HEADERS: u16 = 1 << 13;
-const DELIVERY_MODE: u16 = 1 << 12;
-const PRIORITY: u16 = 1 << 11;
-const CORRELATION_ID: u16 = 1 << 10;
-const REPLY_TO: u16 = 1 << 9;
-const EXPIRATION: u16 = 1 << 8;
-const MESSAGE_ID: u16 = 1 << 7;
-const TIMESTAMP: u16 = 1 << 6;
-const KIND: u16 = 1 << 5;
-const USER_ID: u16 = 1 << 4;
-const APP_ID: u16 = 1 << 3;
-const CLUSTER_ID: u16 = 1 << 2;
-const CONTINUATION: u16 = 1;
+use nuropb_proto::amqp::properties::flag::*;
 
 /// What the broker reads from a property list.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -37,23 +37,30 @@ struct Cli {
     command: Verb,
 }
 
+/// What to call, with what: shared by `call` and `command`.
+#[derive(clap::Args)]
+struct MethodCall {
+    /// The service.
+    service: String,
+    /// The method.
+    method: String,
+    /// Keyword parameters, a JSON object.
+    #[arg(default_value = "{}")]
+    params: String,
+    /// The context, a JSON object (e.g. '{"Authorization": "Bearer …"}').
+    #[arg(long, default_value = "{}")]
+    context: String,
+    /// How long the message may wait in the service's queue, in milliseconds.
+    #[arg(long)]
+    ttl: Option<u64>,
+}
+
 #[derive(Subcommand)]
 enum Verb {
     /// Call a method and print its result as JSON.
     Call {
-        /// The service.
-        service: String,
-        /// The method.
-        method: String,
-        /// Keyword parameters, a JSON object.
-        #[arg(default_value = "{}")]
-        params: String,
-        /// The context, a JSON object (e.g. '{"Authorization": "Bearer …"}').
-        #[arg(long, default_value = "{}")]
-        context: String,
-        /// How long the request may wait in the service's queue, in milliseconds.
-        #[arg(long)]
-        ttl: Option<u64>,
+        #[command(flatten)]
+        call: MethodCall,
         /// How long to wait for the response, in seconds.
         #[arg(long, default_value_t = 60.0)]
         timeout: f64,
@@ -66,19 +73,8 @@ enum Verb {
     },
     /// Send a command (no response).
     Command {
-        /// The service.
-        service: String,
-        /// The method.
-        method: String,
-        /// Keyword parameters, a JSON object.
-        #[arg(default_value = "{}")]
-        params: String,
-        /// The context, a JSON object.
-        #[arg(long, default_value = "{}")]
-        context: String,
-        /// How long the command may wait in the service's queue, in milliseconds.
-        #[arg(long)]
-        ttl: Option<u64>,
+        #[command(flatten)]
+        call: MethodCall,
     },
     /// Publish an event.
     Publish {
@@ -113,6 +109,21 @@ enum Verb {
         #[command(subcommand)]
         action: MeshAction,
     },
+}
+
+impl MethodCall {
+    /// The request these arguments describe.
+    fn request(self) -> Result<Request, Failure> {
+        let params = object_arg("PARAMS_JSON", &self.params)?;
+        let context = object_arg("--context", &self.context)?;
+        let mut request = Request::new(self.service, self.method)
+            .params(params)
+            .context(context);
+        if let Some(ttl) = self.ttl {
+            request = request.ttl(Duration::from_millis(ttl));
+        }
+        Ok(request)
+    }
 }
 
 #[derive(Subcommand)]
@@ -173,29 +184,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let connector = nuropb_tokio::connector(settings.clone());
     match cli.command {
         Verb::Call {
-            service,
-            method,
-            params,
-            context,
-            ttl,
+            call,
             timeout,
             trace_id,
             encrypt,
         } => {
-            let params = object_arg("PARAMS_JSON", &params)?;
-            let context = object_arg("--context", &context)?;
             if !(timeout.is_finite() && timeout > 0.0) {
                 return Err(Failure::usage(
                     "error: --timeout must be a positive number of seconds",
                 ));
             }
-            let mut request = Request::new(service, method)
-                .params(params)
-                .context(context)
-                .timeout(Duration::from_secs_f64(timeout));
-            if let Some(ttl) = ttl {
-                request = request.ttl(Duration::from_millis(ttl));
-            }
+            let mut request = call.request()?.timeout(Duration::from_secs_f64(timeout));
             if let Some(trace_id) = trace_id {
                 request = request.trace_id(trace_id);
             }
@@ -207,21 +206,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             client.shutdown(Duration::from_secs(2)).await;
             println!("{}", result?);
         }
-        Verb::Command {
-            service,
-            method,
-            params,
-            context,
-            ttl,
-        } => {
-            let params = object_arg("PARAMS_JSON", &params)?;
-            let context = object_arg("--context", &context)?;
-            let mut request = Request::new(service, method)
-                .params(params)
-                .context(context);
-            if let Some(ttl) = ttl {
-                request = request.ttl(Duration::from_millis(ttl));
-            }
+        Verb::Command { call } => {
+            let request = call.request()?;
             let client = connector.client().await?;
             let sent = client.command(request);
             client.shutdown(Duration::from_secs(2)).await;
@@ -315,5 +301,15 @@ fn main() -> ExitCode {
             eprintln!("{}", failure.message);
             ExitCode::from(failure.status)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
     }
 }
