@@ -219,7 +219,7 @@ fn a_deleted_response_queue_fails_the_requests_waiting_on_it_and_comes_back() {
     let mut m = Mesh::new(407);
     let ids = slow_requests(&mut m, 2, Duration::from_secs(60));
     m.sim.run_for(Duration::from_millis(1));
-    let queue = m.sim.endpoint(m.client).response_queue();
+    let queue = m.sim.endpoint(m.client).response_queue().to_owned();
     assert!(m.sim.delete_queue("/", &queue));
     resolve_all(&mut m, &ids, Duration::from_secs(1));
     for id in &ids {

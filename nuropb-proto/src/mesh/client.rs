@@ -433,8 +433,7 @@ impl Endpoint {
         } else {
             json
         };
-        let reply_to = self.response_queue();
-        Publication::new(&message, &self.config.names.exchanges, &reply_to, body)
+        Publication::new(&message, &self.config.names.exchanges, &self.response_queue, body)
             .map_err(|e| NuropbError::new(ErrorKind::Message, e.to_string()))
     }
 

@@ -52,6 +52,8 @@ pub enum Phase {
 /// [`Phase::Ready`] they wait in a bounded outbox, up to their deadline.
 pub struct Endpoint {
     pub(crate) config: EndpointConfig,
+    /// The response queue's name, made once.
+    pub(crate) response_queue: String,
     pub(crate) amqp_config: amqp::Config,
     pub(crate) conn: Connection,
     pub(crate) phase: Phase,
@@ -132,6 +134,7 @@ impl Endpoint {
             None => None,
         };
         Ok(Endpoint {
+            response_queue: config.response_queue(),
             encryptor: Encryptor::new(private_key, config.key_store),
             public_key_pem,
             ids: IdGenerator::new(config.seed),
@@ -174,8 +177,8 @@ impl Endpoint {
     }
 
     /// The queue this participant's responses come back on.
-    pub fn response_queue(&self) -> String {
-        self.config.response_queue()
+    pub fn response_queue(&self) -> &str {
+        &self.response_queue
     }
 
     /// Sets the reconnect schedule.
