@@ -433,8 +433,13 @@ impl Endpoint {
         } else {
             json
         };
-        Publication::new(&message, &self.config.names.exchanges, &self.response_queue, body)
-            .map_err(|e| NuropbError::new(ErrorKind::Message, e.to_string()))
+        Publication::new(
+            &message,
+            &self.config.names.exchanges,
+            &self.response_queue,
+            body,
+        )
+        .map_err(|e| NuropbError::new(ErrorKind::Message, e.to_string()))
     }
 
     /// Publishes now when ready, else keeps it for later (bounded).
