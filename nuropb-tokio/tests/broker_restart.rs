@@ -4,7 +4,7 @@
 
 mod support;
 
-use nuropb_tokio::{CallContext, ErrorKind, Method, NuropbError, Request, Service};
+use nuropb_tokio::{ErrorKind, Request, Service};
 use serde_json::json;
 use std::time::Duration;
 use support::broker::rabbitmqctl;
@@ -12,22 +12,8 @@ use support::broker::rabbitmqctl;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_resolves_across_a_broker_restart() {
     let settings = support::mesh("restart").await;
-    let service = Service::new("sleeper").prefetch(32).method(Method::new(
-        "nap",
-        |_ctx: CallContext, p: serde_json::Value| async move {
-            let ms = p["ms"].as_u64().unwrap_or(0);
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            Ok::<_, NuropbError>(ms)
-        },
-    ));
-    let served = nuropb_tokio::connector(settings.clone())
-        .serve(service)
-        .await
-        .unwrap();
-    let client = nuropb_tokio::connector(settings.clone())
-        .client()
-        .await
-        .unwrap();
+    let service = Service::new("sleeper").prefetch(32).method(support::nap());
+    let (served, client) = support::serve_and_connect(&settings, service).await;
     let call = |ms: u64| {
         let client = client.clone();
         tokio::spawn(async move {

@@ -189,15 +189,8 @@ async fn python_client_calls_the_rust_service_example() {
             let _ = events_tx.send(event);
             async { Ok(()) }
         });
-    let served = nuropb_tokio::connector(settings.clone())
-        .serve(service)
-        .await
-        .unwrap();
     // Python and Rust clients call the same encrypted method at once.
-    let rust_client = nuropb_tokio::connector(settings.clone())
-        .client()
-        .await
-        .unwrap();
+    let (served, rust_client) = support::serve_and_connect(&settings, service).await;
     let rust_calls = tokio::spawn(async move {
         let mut results = Vec::new();
         for i in 0..20 {
@@ -264,14 +257,7 @@ async fn a_rust_and_a_python_service_share_one_mesh() {
             let _ = seen_tx.send(json!({"topic": event.topic, "event": event.event}));
             async { Ok(()) }
         });
-    let served = nuropb_tokio::connector(settings.clone())
-        .serve(rust_service)
-        .await
-        .unwrap();
-    let client = nuropb_tokio::connector(settings.clone())
-        .client()
-        .await
-        .unwrap();
+    let (served, client) = support::serve_and_connect(&settings, rust_service).await;
 
     // Rust → both services: an event; Rust → Python: a command.
     client

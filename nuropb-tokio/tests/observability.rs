@@ -71,14 +71,7 @@ async fn logs_carry_the_call_and_never_a_secret() {
             }
         }),
     );
-    let served = nuropb_tokio::connector(settings.clone())
-        .serve(service)
-        .await
-        .unwrap();
-    let client = nuropb_tokio::connector(settings.clone())
-        .client()
-        .await
-        .unwrap();
+    let (served, client) = support::serve_and_connect(&settings, service).await;
     let reply = client
         .send(
             Request::new("secretive", "who")

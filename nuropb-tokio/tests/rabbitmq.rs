@@ -3,7 +3,7 @@
 
 mod support;
 
-use nuropb_tokio::{CallContext, ErrorKind, Method, NuropbError, Request, Service};
+use nuropb_tokio::{ErrorKind, Request, Service};
 use serde_json::json;
 use std::time::Duration;
 use support::mesh;
@@ -18,22 +18,8 @@ async fn every_request_resolves_when_the_broker_closes_the_service_connection() 
     let service = Service::new("slowpoke")
         .instance_id(instance.clone())
         .prefetch(16)
-        .method(Method::new(
-            "nap",
-            |_ctx: CallContext, p: serde_json::Value| async move {
-                let ms = p["ms"].as_u64().unwrap_or(0);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                Ok::<_, NuropbError>(ms)
-            },
-        ));
-    let served = nuropb_tokio::connector(settings.clone())
-        .serve(service)
-        .await
-        .unwrap();
-    let client = nuropb_tokio::connector(settings.clone())
-        .client()
-        .await
-        .unwrap();
+        .method(support::nap());
+    let (served, client) = support::serve_and_connect(&settings, service).await;
     let calls: Vec<_> = (0..40u64)
         .map(|i| {
             let client = client.clone();

@@ -1,7 +1,7 @@
 //! What the integration tests share: the broker, a fresh mesh per test, the Python interpreter.
 #![allow(dead_code)]
 
-use nuropb_tokio::ConnectionSettings;
+use nuropb_tokio::{CallContext, Client, ConnectionSettings, Method, NuropbError, Service};
 use std::time::Duration;
 
 /// The machine's RabbitMQ (`NUROPB_TEST_AMQP_URL`, default 127.0.0.1:5672), with `vhost`.
@@ -29,6 +29,34 @@ pub async fn mesh(name: &str) -> ConnectionSettings {
     client.configure_mesh().await.expect("mesh configured");
     client.shutdown(Duration::from_secs(1)).await;
     settings
+}
+
+/// Serves `service` on `settings` and connects a client there: (the service's handle, the client).
+pub async fn serve_and_connect(
+    settings: &ConnectionSettings,
+    service: Service,
+) -> (Client, Client) {
+    let served = nuropb_tokio::connector(settings.clone())
+        .serve(service)
+        .await
+        .expect("the service connects");
+    let client = nuropb_tokio::connector(settings.clone())
+        .client()
+        .await
+        .expect("the client connects");
+    (served, client)
+}
+
+/// `nap`: sleeps `{"ms": N}` milliseconds, then answers N.
+pub fn nap() -> Method {
+    Method::new(
+        "nap",
+        |_ctx: CallContext, p: serde_json::Value| async move {
+            let ms = p["ms"].as_u64().unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, NuropbError>(ms)
+        },
+    )
 }
 
 /// Removes a test vhost.
