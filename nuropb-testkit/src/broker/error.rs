@@ -106,6 +106,11 @@ impl AmqpError {
         Self::new(ACCESS_REFUSED, explanation)
     }
 
+    /// 403 `ACCESS_REFUSED` for touching the default exchange, in RabbitMQ's words.
+    pub(crate) fn default_exchange() -> Self {
+        Self::access_refused("operation not permitted on the default exchange")
+    }
+
     /// 405 `RESOURCE_LOCKED` for an exclusive queue of another connection, in RabbitMQ's words.
     pub(crate) fn resource_locked(resource: &str) -> Self {
         Self::new(

@@ -10,8 +10,6 @@ use crate::broker::{Broker, ConnectionId, wire};
 use amq_protocol::protocol::{AMQPClass, exchange};
 use nuropb_proto::amqp::{Headers, Properties};
 
-const DEFAULT_EXCHANGE: &str = "operation not permitted on the default exchange";
-
 fn reply(m: exchange::AMQPMethod) -> AMQPClass {
     AMQPClass::Exchange(m)
 }
@@ -51,7 +49,7 @@ impl Broker {
         let name = m.exchange.as_str();
         if m.passive {
             if name.is_empty() {
-                return Err(AmqpError::access_refused(DEFAULT_EXCHANGE));
+                return Err(AmqpError::default_exchange());
             }
             self.exchange_or_404(vid, name)?;
         } else {
@@ -65,7 +63,7 @@ impl Broker {
                 ))
             })?;
             if name.is_empty() {
-                return Err(AmqpError::access_refused(DEFAULT_EXCHANGE));
+                return Err(AmqpError::default_exchange());
             }
             let max = self.config.max_exchanges;
             let vhost = &mut self.vhosts[vid];
@@ -115,7 +113,7 @@ impl Broker {
         let name = m.exchange.as_str();
         let vhost = &self.vhosts[vid];
         if name.is_empty() {
-            return Err(AmqpError::access_refused(DEFAULT_EXCHANGE));
+            return Err(AmqpError::default_exchange());
         }
         if name.starts_with("amq.") {
             return Err(AmqpError::access_refused(format_args!(
@@ -219,7 +217,7 @@ impl Broker {
         let vid = self.vhost_of(c)?;
         let (source, dest) = (m.source.as_str(), m.destination.as_str());
         if source.is_empty() || dest.is_empty() {
-            return Err(AmqpError::access_refused(DEFAULT_EXCHANGE));
+            return Err(AmqpError::default_exchange());
         }
         self.exchange_or_404(vid, source)?;
         self.exchange_or_404(vid, dest)?;
@@ -243,7 +241,7 @@ impl Broker {
         let vid = self.vhost_of(c)?;
         let (source, dest) = (m.source.as_str(), m.destination.as_str());
         if source.is_empty() || dest.is_empty() {
-            return Err(AmqpError::access_refused(DEFAULT_EXCHANGE));
+            return Err(AmqpError::default_exchange());
         }
         self.remove_binding(
             vid,

@@ -144,9 +144,7 @@ impl Broker {
         let name = self.queue_name(c, ch, m.queue.as_str())?;
         let x = m.exchange.as_str();
         if x.is_empty() {
-            return Err(AmqpError::access_refused(
-                "operation not permitted on the default exchange",
-            ));
+            return Err(AmqpError::default_exchange());
         }
         self.exchange_or_404(vid, x)?;
         let q = self.usable_queue(c, &name)?;
@@ -174,9 +172,7 @@ impl Broker {
         let name = self.queue_name(c, ch, m.queue.as_str())?;
         let x = m.exchange.as_str();
         if x.is_empty() {
-            return Err(AmqpError::access_refused(
-                "operation not permitted on the default exchange",
-            ));
+            return Err(AmqpError::default_exchange());
         }
         if let Some(&q) = self.vhosts[vid].queues.get(&name) {
             if self
