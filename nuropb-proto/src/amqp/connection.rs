@@ -235,14 +235,7 @@ impl Connection {
         inner.tick(now);
         match &mut inner.state {
             State::Closed => {}
-            State::Closing {
-                reply_code,
-                reply_text,
-                error,
-            } => {
-                let (code, text, error) = (*reply_code, std::mem::take(reply_text), error.take());
-                inner.finish(code, text, false, error);
-            }
+            State::Closing { .. } => inner.finish_closing(),
             State::Handshake(Stage::Tune) => inner.finish(
                 0,
                 "socket closed after start-ok".into(),
@@ -273,15 +266,7 @@ impl Connection {
         }
         if inner.deadline.is_some_and(|d| inner.now >= d) {
             match &mut inner.state {
-                State::Closing {
-                    reply_code,
-                    reply_text,
-                    error,
-                } => {
-                    let (code, text, error) =
-                        (*reply_code, std::mem::take(reply_text), error.take());
-                    inner.finish(code, text, false, error);
-                }
+                State::Closing { .. } => inner.finish_closing(),
                 _ => inner.finish(
                     0,
                     "handshake timed out".into(),
@@ -487,6 +472,11 @@ impl Inner {
     /// `close-ok` could be recognised.
     pub(crate) fn broken_stream(&mut self, e: FrameError) {
         self.violate(Violation::new(e.reply_code(), e.to_string()));
+        self.finish_closing();
+    }
+
+    /// Ends a close in progress with the code, text and error it began with.
+    pub(crate) fn finish_closing(&mut self) {
         if let State::Closing {
             reply_code,
             reply_text,

@@ -3,18 +3,22 @@
 
 use amq_protocol::types::ChannelId;
 
-/// AMQP 0-9-1 reply codes used by this client.
+/// AMQP 0-9-1 reply codes (the spec's `constant` list), as RabbitMQ uses them.
 pub mod reply_code {
     /// 200: normal close.
     pub const REPLY_SUCCESS: u16 = 200;
+    /// 312: `basic.return` of a mandatory message that had no route.
+    pub const NO_ROUTE: u16 = 312;
     /// 320: the broker closed the connection (operator action, shutdown).
     pub const CONNECTION_FORCED: u16 = 320;
     /// 402: the virtual host path is invalid.
     pub const INVALID_PATH: u16 = 402;
-    /// 403: access refused (authentication, exclusive queue in use, …).
+    /// 403: access refused (authentication, reserved names, exclusive consumer in use, …).
     pub const ACCESS_REFUSED: u16 = 403;
     /// 404: an entity (queue, exchange) does not exist.
     pub const NOT_FOUND: u16 = 404;
+    /// 405: an exclusive queue belongs to another connection.
+    pub const RESOURCE_LOCKED: u16 = 405;
     /// 406: a precondition failed (e.g. redeclare with other arguments, unknown delivery tag).
     pub const PRECONDITION_FAILED: u16 = 406;
     /// 501: a frame could not be read.
@@ -23,14 +27,63 @@ pub mod reply_code {
     pub const SYNTAX_ERROR: u16 = 502;
     /// 503: a method that is not valid here.
     pub const COMMAND_INVALID: u16 = 503;
-    /// 504: a frame on a channel that is not open.
+    /// 504: a frame on a channel that is not open (or a second open).
     pub const CHANNEL_ERROR: u16 = 504;
     /// 505: a frame out of sequence (content where none was expected, or missing).
     pub const UNEXPECTED_FRAME: u16 = 505;
     /// 506: a resource limit was exceeded.
     pub const RESOURCE_ERROR: u16 = 506;
-    /// 530: not allowed (e.g. the virtual host does not exist or the user may not use it).
+    /// 530: not allowed (e.g. the virtual host does not exist, a reused consumer tag).
     pub const NOT_ALLOWED: u16 = 530;
+    /// 540: something the server does not implement.
+    pub const NOT_IMPLEMENTED: u16 = 540;
+    /// 541: the server hit an internal error.
+    pub const INTERNAL_ERROR: u16 = 541;
+
+    /// The name RabbitMQ puts in front of a reply text for `code`.
+    ///
+    /// ```
+    /// use nuropb_proto::amqp::reply_code::{name, NOT_FOUND};
+    /// assert_eq!(name(NOT_FOUND), "NOT_FOUND");
+    /// assert_eq!(name(999), "UNKNOWN");
+    /// ```
+    pub fn name(code: u16) -> &'static str {
+        match code {
+            REPLY_SUCCESS => "REPLY_SUCCESS",
+            NO_ROUTE => "NO_ROUTE",
+            CONNECTION_FORCED => "CONNECTION_FORCED",
+            INVALID_PATH => "INVALID_PATH",
+            ACCESS_REFUSED => "ACCESS_REFUSED",
+            NOT_FOUND => "NOT_FOUND",
+            RESOURCE_LOCKED => "RESOURCE_LOCKED",
+            PRECONDITION_FAILED => "PRECONDITION_FAILED",
+            FRAME_ERROR => "FRAME_ERROR",
+            SYNTAX_ERROR => "SYNTAX_ERROR",
+            COMMAND_INVALID => "COMMAND_INVALID",
+            CHANNEL_ERROR => "CHANNEL_ERROR",
+            UNEXPECTED_FRAME => "UNEXPECTED_FRAME",
+            RESOURCE_ERROR => "RESOURCE_ERROR",
+            NOT_ALLOWED => "NOT_ALLOWED",
+            NOT_IMPLEMENTED => "NOT_IMPLEMENTED",
+            INTERNAL_ERROR => "INTERNAL_ERROR",
+            _ => "UNKNOWN",
+        }
+    }
+
+    /// Whether an error with `code` closes the connection (a *hard* error) rather than the
+    /// channel.
+    ///
+    /// ```
+    /// use nuropb_proto::amqp::reply_code::{is_hard, FRAME_ERROR, NOT_FOUND};
+    /// assert!(is_hard(FRAME_ERROR));
+    /// assert!(!is_hard(NOT_FOUND));
+    /// ```
+    pub fn is_hard(code: u16) -> bool {
+        !matches!(
+            code,
+            NO_ROUTE | ACCESS_REFUSED | NOT_FOUND | RESOURCE_LOCKED | PRECONDITION_FAILED
+        )
+    }
 }
 
 /// Why the connection refused a command. Nothing was sent.

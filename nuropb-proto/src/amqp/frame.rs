@@ -101,7 +101,7 @@ pub enum FrameError {
 impl FrameError {
     /// The AMQP reply code to close the connection with: 501 `FRAME_ERROR`.
     pub fn reply_code(&self) -> u16 {
-        501
+        crate::amqp::reply_code::FRAME_ERROR
     }
 }
 
@@ -462,6 +462,7 @@ pub fn write_content_raw(
     body: &[u8],
     frame_max: u32,
 ) {
+    out.reserve(FRAME_OVERHEAD * 2 + 12 + properties.len() + body.len());
     write_content_with(
         out,
         channel,
@@ -494,6 +495,22 @@ fn write_content_with(
         out.extend_from_slice(part);
         out.push(FRAME_END);
     }
+}
+
+/// The class and method ids that start a method frame's payload; `None` when it is shorter than
+/// four bytes.
+///
+/// ```
+/// use nuropb_proto::amqp::frame::method_ids;
+/// assert_eq!(method_ids(&[0, 60, 0, 80, 1, 2]), Some((60, 80))); // basic.ack
+/// assert_eq!(method_ids(&[0, 60]), None);
+/// ```
+pub fn method_ids(payload: &[u8]) -> Option<(u16, u16)> {
+    let (ids, _) = payload.split_first_chunk::<4>()?;
+    Some((
+        u16::from_be_bytes([ids[0], ids[1]]),
+        u16::from_be_bytes([ids[2], ids[3]]),
+    ))
 }
 
 /// Writes type, channel and a size placeholder; returns where the frame starts.

@@ -12,7 +12,7 @@ use crate::amqp::connection::{Inner, State, reader_limit};
 use crate::amqp::delivery::Assembly;
 use crate::amqp::error::{ConnectionError, Violation, reply_code};
 use crate::amqp::event::{Completion, Confirm, Event};
-use crate::amqp::frame::{RawFrame, decode_method, write_method};
+use crate::amqp::frame::{RawFrame, decode_method, method_ids, write_method};
 use crate::amqp::handshake::{self, Stage};
 use crate::amqp::wire::{self, BASIC, BASIC_DELIVER};
 
@@ -122,7 +122,7 @@ impl Inner {
         let RawFrame::Method(0, payload) = raw else {
             return Ok(());
         };
-        match wire::method_ids(payload) {
+        match method_ids(payload) {
             Some((CONNECTION, CONNECTION_CLOSE)) => {
                 self.write(0, close_ok());
                 self.finish_closing();
@@ -131,18 +131,6 @@ impl Inner {
             _ => {}
         }
         Ok(())
-    }
-
-    fn finish_closing(&mut self) {
-        if let State::Closing {
-            reply_code,
-            reply_text,
-            error,
-        } = &mut self.state
-        {
-            let (code, text, error) = (*reply_code, std::mem::take(reply_text), error.take());
-            self.finish(code, text, false, error);
-        }
     }
 
     fn write(&mut self, channel: ChannelId, method: AMQPClass) {
@@ -235,7 +223,7 @@ impl Inner {
                 format!("method frame on channel {ch}, which is not open"),
             ));
         };
-        let ids = wire::method_ids(payload);
+        let ids = method_ids(payload);
         if let ChannelState::Closing { .. } | ChannelState::AwaitCloseOk = channel.state {
             // After our channel.close, only the broker's close or close-ok count.
             return match ids {

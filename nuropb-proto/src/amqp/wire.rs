@@ -28,15 +28,6 @@ pub(crate) struct Deliver {
     pub(crate) routing_key: ShortString,
 }
 
-/// The class and method ids that start a method payload.
-pub(crate) fn method_ids(payload: &[u8]) -> Option<(u16, u16)> {
-    let (ids, _) = payload.split_first_chunk::<4>()?;
-    Some((
-        u16::from_be_bytes([ids[0], ids[1]]),
-        u16::from_be_bytes([ids[2], ids[3]]),
-    ))
-}
-
 /// Parses the arguments of `basic.deliver` (the payload after the four id octets), which must be
 /// consumed entirely. `None` when malformed (including short strings that are not UTF-8).
 pub(crate) fn parse_deliver(mut args: &[u8]) -> Option<Deliver> {
@@ -141,7 +132,7 @@ fn put_short(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::amqp::frame::{Frame, FrameReader, write_method};
+    use crate::amqp::frame::{Frame, FrameReader, method_ids, write_method};
     use amq_protocol::protocol::{AMQPClass, basic};
 
     fn generated(channel: ChannelId, method: basic::AMQPMethod) -> Vec<u8> {

@@ -6,73 +6,7 @@
 
 use std::fmt;
 
-/// AMQP 0-9-1 reply codes (the spec's `constant` list), as RabbitMQ uses them.
-pub mod reply_code {
-    /// Normal close.
-    pub const REPLY_SUCCESS: u16 = 200;
-    /// `basic.return`: a mandatory message had no route.
-    pub const NO_ROUTE: u16 = 312;
-    /// The broker forced the connection closed (management action, shutdown).
-    pub const CONNECTION_FORCED: u16 = 320;
-    /// The client lacks the right: bad login, reserved names, exclusive consumers.
-    pub const ACCESS_REFUSED: u16 = 403;
-    /// A named exchange or queue does not exist.
-    pub const NOT_FOUND: u16 = 404;
-    /// An exclusive queue belongs to another connection.
-    pub const RESOURCE_LOCKED: u16 = 405;
-    /// A precondition failed: inequivalent redeclare, unknown delivery tag, bad argument.
-    pub const PRECONDITION_FAILED: u16 = 406;
-    /// The client sent a malformed frame.
-    pub const FRAME_ERROR: u16 = 501;
-    /// The client sent a frame whose fields are not valid.
-    pub const SYNTAX_ERROR: u16 = 502;
-    /// The client sent a method the server does not accept from a client.
-    pub const COMMAND_INVALID: u16 = 503;
-    /// The client used a channel wrongly (not opened, second open).
-    pub const CHANNEL_ERROR: u16 = 504;
-    /// The client sent a frame that was not expected at this point.
-    pub const UNEXPECTED_FRAME: u16 = 505;
-    /// The server ran out of a resource.
-    pub const RESOURCE_ERROR: u16 = 506;
-    /// The client tried something the server does not allow (tuning, reused consumer tag).
-    pub const NOT_ALLOWED: u16 = 530;
-    /// The client asked for something the server does not implement.
-    pub const NOT_IMPLEMENTED: u16 = 540;
-    /// The server hit an internal error.
-    pub const INTERNAL_ERROR: u16 = 541;
-
-    /// The name RabbitMQ puts in front of a reply text for `code`.
-    pub fn name(code: u16) -> &'static str {
-        match code {
-            REPLY_SUCCESS => "REPLY_SUCCESS",
-            NO_ROUTE => "NO_ROUTE",
-            CONNECTION_FORCED => "CONNECTION_FORCED",
-            ACCESS_REFUSED => "ACCESS_REFUSED",
-            NOT_FOUND => "NOT_FOUND",
-            RESOURCE_LOCKED => "RESOURCE_LOCKED",
-            PRECONDITION_FAILED => "PRECONDITION_FAILED",
-            FRAME_ERROR => "FRAME_ERROR",
-            SYNTAX_ERROR => "SYNTAX_ERROR",
-            COMMAND_INVALID => "COMMAND_INVALID",
-            CHANNEL_ERROR => "CHANNEL_ERROR",
-            UNEXPECTED_FRAME => "UNEXPECTED_FRAME",
-            RESOURCE_ERROR => "RESOURCE_ERROR",
-            NOT_ALLOWED => "NOT_ALLOWED",
-            NOT_IMPLEMENTED => "NOT_IMPLEMENTED",
-            INTERNAL_ERROR => "INTERNAL_ERROR",
-            _ => "UNKNOWN",
-        }
-    }
-
-    /// Whether an error with `code` closes the connection rather than the channel.
-    pub fn is_hard(code: u16) -> bool {
-        !matches!(
-            code,
-            NO_ROUTE | ACCESS_REFUSED | NOT_FOUND | RESOURCE_LOCKED | PRECONDITION_FAILED
-        )
-    }
-}
-
+pub use nuropb_proto::amqp::reply_code;
 use reply_code::*;
 
 /// An error to report to the client with `channel.close` or `connection.close`.
