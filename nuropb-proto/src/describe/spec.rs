@@ -44,7 +44,8 @@ pub struct MethodSpec {
     pub parameters: Vec<ParamSpec>,
     /// Whether calls must be encrypted; plaintext calls are refused.
     pub requires_encryption: bool,
-    /// Whether the method is left out of descriptions (it stays callable, as in Python).
+    /// Whether the method is left out of descriptions. The endpoint also refuses calls to it as
+    /// an unknown method, where Python NuroPb would still run it.
     pub hidden: bool,
     /// Whether the caller's token must pass the service's authorize hook first.
     pub authorize: bool,
@@ -167,7 +168,7 @@ impl MethodSpec {
 ///     .method(MethodSpec::new("audit").hidden());
 /// let description = service.describe(None);
 /// assert_eq!(description.methods.keys().collect::<Vec<_>>(), ["place"]);
-/// assert!(service.find("audit").is_some(), "hidden, but callable");
+/// assert!(service.find("audit").is_some(), "declared, though not described");
 /// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServiceSpec {

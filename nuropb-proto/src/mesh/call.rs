@@ -1,6 +1,6 @@
 //! What the endpoint hands to handlers: calls of methods and incoming events.
 
-use crate::message::{MessageType, Object};
+use crate::message::{EventPayload, MessageType, Object};
 use serde_json::Value;
 
 /// Identifies a delivery being handled, until [`crate::mesh::Endpoint::complete`].
@@ -56,4 +56,24 @@ pub struct IncomingEvent {
     pub trace_id: Option<String>,
     /// The publisher's correlation id.
     pub correlation_id: String,
+}
+
+impl IncomingEvent {
+    /// Event `payload`, delivered as `delivery` in a message with these ids.
+    pub(crate) fn new(
+        delivery: DeliveryId,
+        payload: EventPayload,
+        trace_id: Option<String>,
+        correlation_id: String,
+    ) -> IncomingEvent {
+        IncomingEvent {
+            delivery,
+            topic: payload.topic,
+            event: payload.event,
+            target: payload.target,
+            context: payload.context,
+            trace_id,
+            correlation_id,
+        }
+    }
 }

@@ -285,7 +285,8 @@ impl Endpoint {
                 sent: false,
             },
         );
-        self.deadlines.insert((deadline, correlation_id.clone()));
+        self.deadlines
+            .insert((deadline, id), correlation_id.clone());
         self.send(Queued {
             correlation_id,
             kind: MessageType::Request,
@@ -401,7 +402,8 @@ impl Endpoint {
         now: Instant,
     ) -> Result<Publication, NuropbError> {
         let encrypted = request.encrypted;
-        let service = request.service.clone();
+        // The service's name keys its public key; only an encrypted call needs it again.
+        let key_of = encrypted.then(|| request.service.clone());
         let call = CallPayload {
             service: request.service,
             method: request.method,
@@ -418,7 +420,7 @@ impl Endpoint {
         message.ttl = Some(ttl.as_millis().max(1) as u64);
         message.encrypted = encrypted;
         let json = message.payload.to_json();
-        let body = if encrypted {
+        let body = if let Some(service) = key_of {
             let unix = self.unix_time(now);
             self.encryptor
                 .encrypt_call(
@@ -507,8 +509,7 @@ impl Endpoint {
         let Some(pending) = self.pending.remove(correlation_id) else {
             return;
         };
-        self.deadlines
-            .remove(&(pending.deadline, correlation_id.to_owned()));
+        self.deadlines.remove(&(pending.deadline, pending.id));
         if pending.encrypted {
             self.encryptor.forget_sent(correlation_id);
         }
@@ -668,16 +669,22 @@ impl Endpoint {
     /// Fails requests whose deadline passed, and queued messages past theirs.
     pub(crate) fn expire(&mut self, now: Instant) {
         self.last_now = now;
-        while let Some((deadline, correlation_id)) = self.deadlines.first().cloned() {
-            if deadline > now {
+        while let Some(entry) = self.deadlines.first_entry() {
+            if entry.key().0 > now {
                 break;
             }
-            let error = NuropbError::new(
-                ErrorKind::Timeout,
-                "no response before the request's deadline",
-            );
-            self.resolve(&correlation_id, Err(error));
-            self.deadlines.remove(&(deadline, correlation_id));
+            let ((_, id), correlation_id) = entry.remove_entry();
+            if self
+                .pending
+                .get(&correlation_id)
+                .is_some_and(|p| p.id == id)
+            {
+                let error = NuropbError::new(
+                    ErrorKind::Timeout,
+                    "no response before the request's deadline",
+                );
+                self.resolve(&correlation_id, Err(error));
+            }
         }
         if self.outbox.iter().any(|q| q.deadline <= now) {
             let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.outbox)

@@ -11,7 +11,7 @@ use crate::mesh::event::{Event, RequestId};
 use crate::mesh::ids::IdGenerator;
 use crate::mesh::service::{InFlight, Settlements};
 use crate::mesh::{names, topology};
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Where the endpoint is in its life.
@@ -74,8 +74,8 @@ pub struct Endpoint {
     pub(crate) next_request: u64,
     /// Requests waiting for a response, by correlation id.
     pub(crate) pending: HashMap<String, Pending>,
-    /// Deadlines of pending requests.
-    pub(crate) deadlines: BTreeSet<(Instant, String)>,
+    /// Deadlines of pending requests, soonest first, with their correlation ids.
+    pub(crate) deadlines: BTreeMap<(Instant, RequestId), String>,
     /// Messages waiting for the endpoint to be ready.
     pub(crate) outbox: VecDeque<Queued>,
     /// Encrypted requests waiting for the public key of their service, by service.
@@ -152,7 +152,7 @@ impl Endpoint {
             events: VecDeque::new(),
             next_request: 0,
             pending: HashMap::new(),
-            deadlines: BTreeSet::new(),
+            deadlines: BTreeMap::new(),
             outbox: VecDeque::new(),
             awaiting_key: HashMap::new(),
             descriptions: HashMap::new(),
@@ -216,7 +216,7 @@ impl Endpoint {
 
     /// When [`Endpoint::handle_timeout`] is due: heartbeats, request deadlines, outbox expiry.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let deadlines = self.deadlines.first().map(|(at, _)| *at);
+        let deadlines = self.deadlines.first_key_value().map(|((at, _), _)| *at);
         let outbox = self.outbox.iter().map(|q| q.deadline).min();
         let waiting = self
             .awaiting_key
@@ -461,7 +461,9 @@ impl Endpoint {
             && self.phase == Phase::Starting
             && matches!(
                 reply_code,
-                amqp::reply_code::ACCESS_REFUSED | amqp::reply_code::NOT_FOUND | RESOURCE_LOCKED
+                amqp::reply_code::ACCESS_REFUSED
+                    | amqp::reply_code::NOT_FOUND
+                    | amqp::reply_code::RESOURCE_LOCKED
             );
         if permanent {
             let hint = if reply_code == amqp::reply_code::NOT_FOUND {
@@ -559,6 +561,3 @@ impl Endpoint {
 pub(crate) fn transport(e: impl std::fmt::Display) -> NuropbError {
     NuropbError::new(ErrorKind::Transport, e.to_string())
 }
-
-/// 405: the queue is exclusive to another connection.
-const RESOURCE_LOCKED: u16 = 405;

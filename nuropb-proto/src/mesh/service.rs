@@ -193,15 +193,12 @@ impl Endpoint {
                         ..in_flight
                     },
                 );
-                self.events.push_back(Event::Incoming(IncomingEvent {
+                self.events.push_back(Event::Incoming(IncomingEvent::new(
                     delivery,
-                    topic: event.topic,
-                    event: event.event,
-                    target: event.target,
-                    context: event.context,
-                    trace_id: message.trace_id,
-                    correlation_id: message.correlation_id,
-                }));
+                    event,
+                    message.trace_id,
+                    message.correlation_id,
+                )));
             }
             Payload::Response(_) => self.settle(tag, Settle::Reject),
         }
@@ -219,18 +216,16 @@ impl Endpoint {
             return;
         };
         if let Payload::Event(event) = message.payload {
-            self.events.push_back(Event::Incoming(IncomingEvent {
-                delivery: DeliveryId {
-                    epoch: self.epoch,
-                    tag: 0,
-                },
-                topic: event.topic,
-                event: event.event,
-                target: event.target,
-                context: event.context,
-                trace_id: message.trace_id,
-                correlation_id: message.correlation_id,
-            }));
+            let delivery = DeliveryId {
+                epoch: self.epoch,
+                tag: 0,
+            };
+            self.events.push_back(Event::Incoming(IncomingEvent::new(
+                delivery,
+                event,
+                message.trace_id,
+                message.correlation_id,
+            )));
         }
     }
 
@@ -257,8 +252,7 @@ impl Endpoint {
                     .unwrap_or(Value::Null),
                 None => Value::Null,
             };
-            self.in_flight.insert(tag, in_flight);
-            return self.finish(tag, Outcome::Ok(result), Vec::new(), now);
+            return self.finish(tag, in_flight, Outcome::Ok(result), Vec::new(), now);
         }
         let refusal = match spec {
             None => Some(NuropbError::new(
@@ -278,8 +272,7 @@ impl Endpoint {
             _ => None,
         };
         if let Some(error) = refusal {
-            self.in_flight.insert(tag, in_flight);
-            return self.finish(tag, Outcome::Err(error), Vec::new(), now);
+            return self.finish(tag, in_flight, Outcome::Err(error), Vec::new(), now);
         }
         let token = match spec {
             Some(method) if method.authorize => match call.context.get(&method.context_token_key) {
@@ -289,8 +282,7 @@ impl Endpoint {
                         ErrorKind::Authentication,
                         format!("the context has no '{}' token", method.context_token_key),
                     );
-                    self.in_flight.insert(tag, in_flight);
-                    return self.finish(tag, Outcome::Err(error), Vec::new(), now);
+                    return self.finish(tag, in_flight, Outcome::Err(error), Vec::new(), now);
                 }
             },
             _ => None,
@@ -329,18 +321,22 @@ impl Endpoint {
         if delivery.epoch != self.epoch {
             return Err(CompleteError::Stale);
         }
-        if !self.in_flight.contains_key(&delivery.tag) {
+        let Some(in_flight) = self.in_flight.remove(&delivery.tag) else {
             return Err(CompleteError::Unknown);
-        }
-        self.finish(delivery.tag, outcome, events, now);
+        };
+        self.finish(delivery.tag, in_flight, outcome, events, now);
         Ok(())
     }
 
-    /// Applies the ack table to an in-flight delivery.
-    fn finish(&mut self, tag: u64, outcome: Outcome, mut events: Vec<EventSpec>, now: Instant) {
-        let Some(in_flight) = self.in_flight.remove(&tag) else {
-            return;
-        };
+    /// Applies the ack table to a delivery that is no longer in flight.
+    fn finish(
+        &mut self,
+        tag: u64,
+        in_flight: InFlight,
+        outcome: Outcome,
+        mut events: Vec<EventSpec>,
+        now: Instant,
+    ) {
         let is_request = in_flight.kind == MessageType::Request;
         let (settle, answer) = match outcome {
             Outcome::Ok(result) => (Settle::Ack, Some((Ok(result), ResponseLayout::Returned))),
