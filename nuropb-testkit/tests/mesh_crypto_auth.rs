@@ -302,3 +302,33 @@ fn a_service_forgets_the_key_of_an_encrypted_call_it_lost_with_its_connection() 
     assert_eq!(m.sim.endpoint(m.service).footprint().received_keys, 0);
     assert!(m.sim.endpoint(m.service).footprint().is_idle());
 }
+
+#[test]
+fn a_correlation_id_in_use_is_refused_even_while_its_request_waits_for_a_key() {
+    let mut m = Mesh::new(212);
+    let client = m.client;
+    // The first waits for svc's public key (a describe goes first); the second may not take
+    // its correlation id, or the first would never get its response.
+    let encrypted = || {
+        Request::new(SVC, "secret")
+            .params(json!({"pin": 1}))
+            .encrypted()
+            .correlation_id("same")
+    };
+    let first = m.sim.request(client, encrypted()).unwrap();
+    let refused = m.sim.request(client, encrypted()).unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Message);
+    assert!(refused.description.contains("same"), "{refused:?}");
+    m.sim.run_until("the first response", T, |s| {
+        s.response(client, first).is_some()
+    });
+    assert_eq!(ok_of(m.sim.response(m.client, first)), json!({"pin": 1}));
+    // Once answered, the id is free again; a plaintext repeat of a pending one is refused too.
+    let plain = || Request::new(SVC, "echo").correlation_id("again");
+    m.sim.request(client, plain()).unwrap();
+    assert_eq!(
+        m.sim.request(client, plain()).unwrap_err().kind,
+        ErrorKind::Message
+    );
+    assert!(m.sim.request(client, encrypted()).is_ok());
+}

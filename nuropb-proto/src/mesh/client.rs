@@ -227,7 +227,7 @@ impl Endpoint {
             ));
         }
         let correlation_id = match request.correlation_id.clone() {
-            Some(given) if self.pending.contains_key(&given) => {
+            Some(given) if self.correlation_in_use(&given) => {
                 return Err(NuropbError::new(
                     ErrorKind::Message,
                     format!("a request with correlation id {given} is in flight already"),
@@ -257,6 +257,16 @@ impl Endpoint {
         }
         self.send_request(id, request, correlation_id, deadline, now)?;
         Ok(id)
+    }
+
+    /// Whether a pending request, or one waiting for its service's key, has `correlation_id`.
+    fn correlation_in_use(&self, correlation_id: &str) -> bool {
+        self.pending.contains_key(correlation_id)
+            || self
+                .awaiting_key
+                .values()
+                .flatten()
+                .any(|waiting| waiting.correlation_id == correlation_id)
     }
 
     fn send_request(
