@@ -19,6 +19,7 @@
 //! ```
 
 use crate::broker::{Broker, BrokerConfig, ConnectionId};
+use nuropb_proto::mesh::management::percent_encode;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -142,18 +143,12 @@ impl ServerHandle {
     pub fn amqp_url(&self, vhost: &str) -> String {
         let state = lock(&self.shared);
         let config = state.broker.config();
-        let vhost: String = vhost
-            .bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
         format!(
             "amqp://{}:{}@{}/{}",
-            config.user, config.password, self.addr, vhost
+            config.user,
+            config.password,
+            self.addr,
+            percent_encode(vhost)
         )
     }
 

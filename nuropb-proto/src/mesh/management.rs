@@ -161,7 +161,15 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn percent_encode(s: &str) -> String {
+/// `s` percent-encoded for a URL path segment: every byte but RFC 3986's unreserved characters
+/// becomes `%XX`, so a virtual host such as `/` or `my vhost` fits in an AMQP or management URL.
+///
+/// ```
+/// use nuropb_proto::mesh::management::percent_encode;
+/// assert_eq!(percent_encode("/"), "%2F");
+/// assert_eq!(percent_encode("my vhost-1"), "my%20vhost-1");
+/// ```
+pub fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

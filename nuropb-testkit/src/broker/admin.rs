@@ -50,14 +50,11 @@ impl Broker {
     /// The open channels of connection `c` (those not closing), in number order.
     pub fn channels(&self, c: ConnectionId) -> Vec<u16> {
         self.connections.get(&c).map_or_else(Vec::new, |conn| {
-            let mut ids: Vec<u16> = conn
-                .channels
+            conn.channels
                 .iter()
                 .filter(|(_, channel)| !channel.closing)
                 .map(|(&id, _)| id)
-                .collect();
-            ids.sort_unstable();
-            ids
+                .collect()
         })
     }
 }

@@ -121,12 +121,10 @@ impl Broker {
                 unacked: 0,
             },
         );
-        if !m.nowait {
-            let ok = AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
-                consumer_tag: wire::short(&tag),
-            }));
-            wire::method(&mut self.conn_mut(c)?.out, ch, &ok);
-        }
+        let ok = AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
+            consumer_tag: wire::short(&tag),
+        }));
+        self.write_reply(c, ch, m.nowait, ok)?;
         self.mark_dirty(qid);
         Ok(())
     }
@@ -155,13 +153,10 @@ impl Broker {
             let id = channel.consumers.remove(at);
             self.remove_consumer(id);
         }
-        if !m.nowait {
-            let ok = AMQPClass::Basic(basic::AMQPMethod::CancelOk(basic::CancelOk {
-                consumer_tag: wire::short(tag),
-            }));
-            wire::method(&mut self.conn_mut(c)?.out, ch, &ok);
-        }
-        Ok(())
+        let ok = AMQPClass::Basic(basic::AMQPMethod::CancelOk(basic::CancelOk {
+            consumer_tag: wire::short(tag),
+        }));
+        self.write_reply(c, ch, m.nowait, ok)
     }
 
     /// Removes a consumer from its queue (its channel's list is the caller's business). An

@@ -6,8 +6,10 @@ use crate::broker::connection::Phase;
 use crate::broker::error::AmqpError;
 use crate::broker::message::DeathReason;
 use crate::broker::queue::{ConsumerId, QueueId};
-use crate::broker::{Broker, ConnectionId, wire};
+use crate::broker::wire::{self, BASIC};
+use crate::broker::{Broker, ConnectionId};
 use amq_protocol::protocol::{AMQPClass, basic};
+use nuropb_proto::amqp::frame::write_content_raw;
 use std::time::Instant;
 
 /// Whether a consumer can take one more message, and why not.
@@ -164,9 +166,10 @@ impl Broker {
             &msg.exchange,
             &msg.routing_key,
         );
-        wire::write_content_raw(
+        write_content_raw(
             &mut conn.out,
             consumer.channel,
+            BASIC,
             &msg.raw_properties,
             &msg.body,
             conn.frame_max,
@@ -233,9 +236,10 @@ impl Broker {
             message_count: u32::try_from(queue.ready()).unwrap_or(u32::MAX),
         }));
         wire::method(&mut conn.out, ch, &ok);
-        wire::write_content_raw(
+        write_content_raw(
             &mut conn.out,
             ch,
+            BASIC,
             &entry.msg.raw_properties,
             &entry.msg.body,
             conn.frame_max,

@@ -6,7 +6,7 @@ use crate::broker::error::{AmqpError, resource};
 use crate::broker::exchange::{Destination, Exchange, ExchangeKind};
 use crate::broker::queue::QueueId;
 use crate::broker::routing::split_words;
-use crate::broker::{Broker, ConnectionId, wire};
+use crate::broker::{Broker, ConnectionId};
 use amq_protocol::protocol::{AMQPClass, exchange};
 use nuropb_proto::amqp::{Headers, Properties};
 
@@ -24,19 +24,6 @@ impl Broker {
                 resource("exchange", name, &vhost.name)
             ))
         })
-    }
-
-    fn write_reply(
-        &mut self,
-        c: ConnectionId,
-        ch: u16,
-        nowait: bool,
-        m: AMQPClass,
-    ) -> Result<(), AmqpError> {
-        if !nowait {
-            wire::method(&mut self.conn_mut(c)?.out, ch, &m);
-        }
-        Ok(())
     }
 
     pub(crate) fn exchange_declare(

@@ -12,7 +12,7 @@ use crate::broker::error::AmqpError;
 use crate::broker::props::facts;
 use crate::broker::{Broker, ConnectionId, wire};
 use amq_protocol::protocol::{AMQPClass, access, basic, channel, confirm, exchange, queue, tx};
-use nuropb_proto::amqp::frame::{Frame, FrameError, RawFrame};
+use nuropb_proto::amqp::frame::{Frame, FrameError, RawFrame, method_ids};
 use nuropb_proto::amqp::properties::PropertiesError;
 use std::time::Instant;
 
@@ -66,7 +66,7 @@ impl Incoming {
 }
 
 fn decode_incoming(payload: &[u8]) -> Result<Incoming, FrameError> {
-    match wire::method_ids(payload) {
+    match method_ids(payload) {
         Some((60, 40)) => {
             if let Some((x, k, mandatory, immediate)) = wire::parse_publish(payload) {
                 return Ok(Incoming::Publish(PublishArgs {

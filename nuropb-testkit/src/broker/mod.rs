@@ -86,6 +86,7 @@ pub use introspect::{
     QueueInfo,
 };
 
+use amq_protocol::protocol::AMQPClass;
 use connection::{Connection, Phase};
 use consumer::Consumer;
 use dead_letter::Dead;
@@ -406,6 +407,20 @@ impl Broker {
         self.connections
             .get_mut(&c)
             .ok_or_else(|| AmqpError::internal("connection gone"))
+    }
+
+    /// Answers method `m` on channel `ch` of connection `c`, unless the client asked for `nowait`.
+    pub(crate) fn write_reply(
+        &mut self,
+        c: ConnectionId,
+        ch: u16,
+        nowait: bool,
+        m: AMQPClass,
+    ) -> Result<(), AmqpError> {
+        if !nowait {
+            wire::method(&mut self.conn_mut(c)?.out, ch, &m);
+        }
+        Ok(())
     }
 
     /// The channel `ch` of connection `c`.

@@ -7,8 +7,10 @@ use crate::broker::error::{AmqpError, reply_code, resource};
 use crate::broker::message::{DeathReason, Entry, Message};
 use crate::broker::props::Facts;
 use crate::broker::queue::{Overflow, Pushed, QueueId};
-use crate::broker::{Broker, ConnectionId, wire};
+use crate::broker::wire::{self, BASIC};
+use crate::broker::{Broker, ConnectionId};
 use amq_protocol::protocol::{AMQPClass, basic, tx};
+use nuropb_proto::amqp::frame::write_content_raw;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -176,9 +178,10 @@ impl Broker {
             routing_key: wire::short(&msg.routing_key),
         }));
         wire::method(&mut conn.out, ch, &ret);
-        wire::write_content_raw(
+        write_content_raw(
             &mut conn.out,
             ch,
+            BASIC,
             &msg.raw_properties,
             &msg.body,
             conn.frame_max,

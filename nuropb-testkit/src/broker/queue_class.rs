@@ -33,23 +33,32 @@ impl Broker {
             .ok_or_else(|| AmqpError::not_found("no previously declared queue"))
     }
 
-    /// The queue `name` as connection `c` may use it: 404 when missing, 405 when it is another
-    /// connection's exclusive queue.
-    pub(crate) fn usable_queue(&self, c: ConnectionId, name: &str) -> Result<QueueId, AmqpError> {
-        let vid = self.vhost_of(c)?;
-        let vhost = &self.vhosts[vid];
-        let res = || resource("queue", name, &vhost.name);
-        let &id = vhost
-            .queues
-            .get(name)
-            .ok_or_else(|| AmqpError::not_found(format_args!("no {}", res())))?;
+    /// The queue `name` as connection `c` may use it: `None` when there is none, 405 when it is
+    /// another connection's exclusive queue.
+    pub(crate) fn find_usable_queue(
+        &self,
+        c: ConnectionId,
+        name: &str,
+    ) -> Result<Option<QueueId>, AmqpError> {
+        let vhost = &self.vhosts[self.vhost_of(c)?];
+        let Some(&id) = vhost.queues.get(name) else {
+            return Ok(None);
+        };
         match self.queues.get(&id) {
-            Some(q) if q.exclusive_owner.is_some_and(|o| o != c) => {
-                Err(AmqpError::resource_locked(&res()))
-            }
-            Some(_) => Ok(id),
-            None => Err(AmqpError::not_found(format_args!("no {}", res()))),
+            Some(q) if q.exclusive_owner.is_some_and(|o| o != c) => Err(
+                AmqpError::resource_locked(&resource("queue", name, &vhost.name)),
+            ),
+            Some(_) => Ok(Some(id)),
+            None => Ok(None),
         }
+    }
+
+    /// As [`Broker::find_usable_queue`], with 404 when there is none.
+    pub(crate) fn usable_queue(&self, c: ConnectionId, name: &str) -> Result<QueueId, AmqpError> {
+        let vhost = &self.vhosts[self.vhost_of(c)?].name;
+        self.find_usable_queue(c, name)?.ok_or_else(|| {
+            AmqpError::not_found(format_args!("no {}", resource("queue", name, vhost)))
+        })
     }
 
     pub(crate) fn queue_declare(
@@ -123,15 +132,16 @@ impl Broker {
             .get(&id)
             .map_or((0, 0), |q| (q.ready(), q.consumers.len()));
         self.channel_mut(c, ch)?.last_queue = Some(name.clone());
-        if !m.nowait {
-            let ok = reply(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+        self.write_reply(
+            c,
+            ch,
+            m.nowait,
+            reply(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
                 queue: wire::short(&name),
                 message_count: count(ready),
                 consumer_count: count(consumers),
-            }));
-            wire::method(&mut self.conn_mut(c)?.out, ch, &ok);
-        }
-        Ok(())
+            })),
+        )
     }
 
     pub(crate) fn queue_bind(
@@ -155,11 +165,12 @@ impl Broker {
             m.routing_key.as_str(),
             m.arguments,
         )?;
-        if !m.nowait {
-            let ok = reply(queue::AMQPMethod::BindOk(queue::BindOk {}));
-            wire::method(&mut self.conn_mut(c)?.out, ch, &ok);
-        }
-        Ok(())
+        self.write_reply(
+            c,
+            ch,
+            m.nowait,
+            reply(queue::AMQPMethod::BindOk(queue::BindOk {})),
+        )
     }
 
     pub(crate) fn queue_unbind(
@@ -174,15 +185,7 @@ impl Broker {
         if x.is_empty() {
             return Err(AmqpError::default_exchange());
         }
-        if let Some(&q) = self.vhosts[vid].queues.get(&name) {
-            if self
-                .queues
-                .get(&q)
-                .is_some_and(|q| q.exclusive_owner.is_some_and(|o| o != c))
-            {
-                let vname = &self.vhosts[vid].name;
-                return Err(AmqpError::resource_locked(&resource("queue", &name, vname)));
-            }
+        if let Some(q) = self.find_usable_queue(c, &name)? {
             self.remove_binding(
                 vid,
                 x,
@@ -205,13 +208,14 @@ impl Broker {
         let name = self.queue_name(c, ch, m.queue.as_str())?;
         let q = self.usable_queue(c, &name)?;
         let purged = self.queues.get_mut(&q).map_or(0, |q| q.purge());
-        if !m.nowait {
-            let ok = reply(queue::AMQPMethod::PurgeOk(queue::PurgeOk {
+        self.write_reply(
+            c,
+            ch,
+            m.nowait,
+            reply(queue::AMQPMethod::PurgeOk(queue::PurgeOk {
                 message_count: count(purged),
-            }));
-            wire::method(&mut self.conn_mut(c)?.out, ch, &ok);
-        }
-        Ok(())
+            })),
+        )
     }
 
     pub(crate) fn queue_delete(
@@ -222,10 +226,9 @@ impl Broker {
     ) -> Result<(), AmqpError> {
         let vid = self.vhost_of(c)?;
         let name = self.queue_name(c, ch, m.queue.as_str())?;
-        let deleted = match self.vhosts[vid].queues.get(&name) {
+        let deleted = match self.find_usable_queue(c, &name)? {
             None => 0,
-            Some(_) => {
-                let id = self.usable_queue(c, &name)?;
+            Some(id) => {
                 let res = resource("queue", &name, &self.vhosts[vid].name);
                 let q = self
                     .queues
@@ -242,13 +245,14 @@ impl Broker {
                 self.delete_queue(id)
             }
         };
-        if !m.nowait {
-            let ok = reply(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
+        self.write_reply(
+            c,
+            ch,
+            m.nowait,
+            reply(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
                 message_count: count(deleted),
-            }));
-            wire::method(&mut self.conn_mut(c)?.out, ch, &ok);
-        }
-        Ok(())
+            })),
+        )
     }
 
     /// Deletes a queue: its bindings go, its consumers are cancelled (with a `basic.cancel` to

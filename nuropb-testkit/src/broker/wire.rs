@@ -2,17 +2,18 @@
 //!
 //! Everything goes through `nuropb_proto::amqp::frame`, except three methods that every message
 //! crosses — `basic.publish` and `basic.ack` in, `basic.deliver` out — which are parsed and written
-//! here without `amq-protocol`'s allocations, and content written from the publisher's own
-//! property bytes (RabbitMQ forwards them unchanged). Each is tested for equal bytes or values
-//! against the generic codec.
+//! here without `amq-protocol`'s allocations. Content goes out with
+//! `nuropb_proto::amqp::frame::write_content_raw`, from the publisher's own property bytes
+//! (RabbitMQ forwards them unchanged). Each is tested for equal bytes or values against the
+//! generic codec.
 
 use amq_protocol::protocol::AMQPClass;
 use amq_protocol::types::ShortString;
-use nuropb_proto::amqp::frame::{FRAME_END, FRAME_OVERHEAD, MIN_FRAME_MAX, write_method};
+use nuropb_proto::amqp::frame::{FRAME_END, write_method};
 
 const FRAME_METHOD: u8 = 1;
-const FRAME_HEADER: u8 = 2;
-const FRAME_BODY: u8 = 3;
+/// The `basic` class, whose content every message is.
+pub(crate) const BASIC: u16 = 60;
 
 /// Appends a method frame.
 pub(crate) fn method(out: &mut Vec<u8>, channel: u16, m: &AMQPClass) {
@@ -71,43 +72,6 @@ pub(crate) fn write_deliver(
     out.push(FRAME_END);
 }
 
-/// Appends a content header frame carrying `raw_properties` (flags and list, as received) and the
-/// body split into frames of at most `frame_max - 8` bytes — the same bytes
-/// `nuropb_proto::amqp::frame::write_content` writes for the decoded properties.
-pub(crate) fn write_content_raw(
-    out: &mut Vec<u8>,
-    channel: u16,
-    raw_properties: &[u8],
-    body: &[u8],
-    frame_max: u32,
-) {
-    let chunk = (frame_max.max(MIN_FRAME_MAX) as usize) - FRAME_OVERHEAD;
-    out.reserve(FRAME_OVERHEAD * 2 + 12 + raw_properties.len() + body.len());
-    out.push(FRAME_HEADER);
-    out.extend_from_slice(&channel.to_be_bytes());
-    out.extend_from_slice(&((12 + raw_properties.len()) as u32).to_be_bytes());
-    out.extend_from_slice(&[0, 60, 0, 0]);
-    out.extend_from_slice(&(body.len() as u64).to_be_bytes());
-    out.extend_from_slice(raw_properties);
-    out.push(FRAME_END);
-    for part in body.chunks(chunk) {
-        out.push(FRAME_BODY);
-        out.extend_from_slice(&channel.to_be_bytes());
-        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
-        out.extend_from_slice(part);
-        out.push(FRAME_END);
-    }
-}
-
-/// The class and method ids at the start of a method payload.
-pub(crate) fn method_ids(payload: &[u8]) -> Option<(u16, u16)> {
-    let (ids, _) = payload.split_first_chunk::<4>()?;
-    Some((
-        u16::from_be_bytes([ids[0], ids[1]]),
-        u16::from_be_bytes([ids[2], ids[3]]),
-    ))
-}
-
 fn take_short<'a>(input: &mut &'a [u8]) -> Option<&'a str> {
     let (&len, rest) = input.split_first()?;
     let bytes = rest.get(..len as usize)?;
@@ -144,8 +108,8 @@ pub(crate) fn parse_ack(payload: &[u8]) -> Option<(u64, bool)> {
 mod tests {
     use super::*;
     use amq_protocol::protocol::basic;
-    use nuropb_proto::amqp::frame::{FrameReader, write_content};
-    use nuropb_proto::amqp::{AMQPValue, Frame, Headers, Properties};
+    use nuropb_proto::amqp::Frame;
+    use nuropb_proto::amqp::frame::FrameReader;
 
     #[test]
     fn deliver_matches_the_generic_codec() {
@@ -169,28 +133,6 @@ mod tests {
             "svc",
         );
         assert_eq!(fast, generic);
-    }
-
-    #[test]
-    fn raw_content_matches_write_content() {
-        let mut headers = Headers::default();
-        headers.insert("nuropb_type", AMQPValue::LongString("request".into()));
-        let props = Properties {
-            content_type: Some("application/json".into()),
-            headers: Some(headers),
-            expiration: Some("1000".into()),
-            ..Default::default()
-        };
-        let mut raw = Vec::new();
-        props.encode(&mut raw);
-        for len in [0, 1, 4088, 4089, 10_000] {
-            let body = vec![9u8; len];
-            let mut a = Vec::new();
-            write_content(&mut a, 3, 60, &props, &body, 4096);
-            let mut b = Vec::new();
-            write_content_raw(&mut b, 3, &raw, &body, 4096);
-            assert_eq!(a, b, "body of {len} bytes");
-        }
     }
 
     fn payload_of(m: &AMQPClass) -> Vec<u8> {

@@ -87,8 +87,6 @@ pub struct Sim {
     pub(crate) now: Instant,
     pub(crate) rng: SmallRng,
     pub(crate) nodes: Vec<Node>,
-    /// The node behind each broker connection.
-    pub(crate) by_conn: HashMap<ConnectionId, usize>,
     pub(crate) tap: Option<Tap>,
     /// While the broker restarts, connections are refused.
     pub(crate) down_until: Option<Instant>,
@@ -151,7 +149,6 @@ impl Sim {
             now: start,
             rng: SmallRng::seed_from_u64(seed),
             nodes: Vec::new(),
-            by_conn: HashMap::new(),
             down_until: None,
             buf: Vec::with_capacity(64 * 1024),
             seq: 0,
@@ -290,7 +287,6 @@ impl Sim {
         if let Some(tap) = &mut self.tap {
             tap.open(c);
         }
-        self.by_conn.insert(c, index);
         self.nodes[index].link = Some(Link::new(c));
     }
 

@@ -417,7 +417,6 @@ impl Sim {
     /// The socket of node `i` goes: the broker forgets the connection.
     pub(crate) fn drop_link(&mut self, i: usize) {
         if let Some(link) = self.nodes[i].link.take() {
-            self.by_conn.remove(&link.conn);
             self.broker.disconnect(link.conn, self.now);
             if let Some(tap) = &mut self.tap {
                 tap.close(link.conn);
