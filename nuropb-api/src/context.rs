@@ -90,9 +90,14 @@ impl CallContext {
 
     /// Takes the events added so far.
     pub fn take_events(&self) -> Vec<EventSpec> {
-        self.events
-            .lock()
-            .map(|mut events| std::mem::take(&mut *events))
-            .unwrap_or_default()
+        take_events(&self.events)
     }
+}
+
+/// Takes the events in `events`, the list a context and its clones share.
+pub(crate) fn take_events(events: &Mutex<Vec<EventSpec>>) -> Vec<EventSpec> {
+    events
+        .lock()
+        .map(|mut events| std::mem::take(&mut *events))
+        .unwrap_or_default()
 }

@@ -6,7 +6,7 @@
 //! everything the endpoint has to send in one go. Handlers are polled once in place and only
 //! spawned as tasks when they have to wait, so a quick handler costs no task switch.
 
-use crate::context::CallContext;
+use crate::context::{CallContext, take_events};
 use crate::runtime::{BoxFuture, Runtime, Stream, Target};
 use crate::service::{AuthorizeFn, EventFn, HandlerFn};
 use futures_channel::{mpsc, oneshot};
@@ -66,6 +66,8 @@ enum Responder {
 /// The driver future.
 pub(crate) struct Driver {
     runtime: Arc<dyn Runtime>,
+    /// The participant's name, for logs.
+    name: String,
     target: Target,
     endpoint: Endpoint,
     handlers: Option<Arc<Handlers>>,
@@ -100,6 +102,7 @@ impl Driver {
         let (completions_tx, completions_rx) = mpsc::unbounded();
         let connecting = Some(runtime.connect(target.clone()));
         Driver {
+            name: endpoint.config().name(),
             runtime,
             target,
             endpoint,
@@ -270,12 +273,10 @@ impl Driver {
             && (self.endpoint.in_flight() == 0 || *deadline <= now)
             && !matches!(self.endpoint.phase(), Phase::Closing | Phase::Stopped)
         {
-            if self.endpoint.phase() == Phase::Disconnected || self.stream.is_none() {
-                self.endpoint.close();
-                self.finished = true;
-            } else {
-                self.endpoint.close();
-            }
+            // With no connection there is no close-ok to wait for.
+            let offline = self.endpoint.phase() == Phase::Disconnected || self.stream.is_none();
+            self.endpoint.close();
+            self.finished |= offline;
         }
     }
 
@@ -309,7 +310,10 @@ impl Driver {
             self.timer = None;
             return false;
         };
-        if self.timer.as_ref().map(|(at, _)| *at) != Some(next) {
+        // The heartbeat deadline moves with every byte in or out: a new timer only when the next
+        // deadline comes sooner. One that fires early is harmless (nothing is due yet, and the
+        // next turn arms the timer again).
+        if self.timer.as_ref().is_none_or(|(at, _)| next < *at) {
             self.timer = Some((next, self.runtime.sleep_until(next)));
         }
         let Some((_, sleep)) = &mut self.timer else {
@@ -380,7 +384,7 @@ impl Driver {
         while let Some(event) = self.endpoint.poll_event() {
             match event {
                 Event::Ready => {
-                    tracing::info!(name = %self.endpoint.config().name(), "ready");
+                    tracing::info!(name = %self.name, "ready");
                     self.ever_ready = true;
                     if let Some(ready) = self.ready.take() {
                         let _ = ready.send(Ok(()));
@@ -472,14 +476,15 @@ impl Driver {
                 ErrorKind::Handling,
                 format!("Unknown method {}", call.method),
             );
-            let _ =
-                self.endpoint
-                    .complete(delivery, Outcome::Err(error), Vec::new(), Instant::now());
-            return;
+            return self.complete(Completion {
+                delivery,
+                outcome: Outcome::Err(error),
+                events: Vec::new(),
+            });
         };
         let span = tracing::info_span!(
             "nuropb.call",
-            service = %self.endpoint.config().name(),
+            service = %self.name,
             method = %call.method,
             correlation_id = %call.correlation_id,
             trace_id = %call.trace_id.as_deref().unwrap_or(""),
@@ -503,9 +508,10 @@ impl Driver {
                     Err(error) => return (Outcome::Err(error), Vec::new()),
                 }
             }
-            let outcome = handler(ctx.clone(), params).await;
+            let events = ctx.events.clone();
+            let outcome = handler(ctx, params).await;
             tracing::debug!(outcome = outcome_name(&outcome), "call handled");
-            (outcome, ctx.take_events())
+            (outcome, take_events(&events))
         };
         self.run(delivery, Box::pin(future.instrument(span)));
     }
@@ -521,14 +527,15 @@ impl Driver {
                     event.topic
                 ),
             );
-            let _ =
-                self.endpoint
-                    .complete(delivery, Outcome::Err(error), Vec::new(), Instant::now());
-            return;
+            return self.complete(Completion {
+                delivery,
+                outcome: Outcome::Err(error),
+                events: Vec::new(),
+            });
         };
         let span = tracing::info_span!(
             "nuropb.event",
-            service = %self.endpoint.config().name(),
+            service = %self.name,
             topic = %event.topic,
             correlation_id = %event.correlation_id,
             trace_id = %event.trace_id.as_deref().unwrap_or(""),
@@ -542,13 +549,14 @@ impl Driver {
             encrypted: false,
             events: Arc::default(),
         };
+        let events = ctx.events.clone();
         let future = async move {
-            let outcome = match handler(event, ctx.clone()).await {
+            let outcome = match handler(event, ctx).await {
                 Ok(()) => Outcome::Ok(Value::Null),
                 Err(e) => Outcome::Err(e),
             };
             tracing::debug!(outcome = outcome_name(&outcome), "event handled");
-            (outcome, ctx.take_events())
+            (outcome, take_events(&events))
         };
         self.run(delivery, Box::pin(future.instrument(span)));
     }
@@ -557,11 +565,11 @@ impl Driver {
     fn run(&mut self, delivery: DeliveryId, mut future: BoxFuture<(Outcome, Vec<EventSpec>)>) {
         let mut cx = Context::from_waker(Waker::noop());
         match future.as_mut().poll(&mut cx) {
-            Poll::Ready((outcome, events)) => {
-                let _ = self
-                    .endpoint
-                    .complete(delivery, outcome, events, Instant::now());
-            }
+            Poll::Ready((outcome, events)) => self.complete(Completion {
+                delivery,
+                outcome,
+                events,
+            }),
             Poll::Pending => {
                 let done = self.completions_tx.clone();
                 self.runtime.spawn(Box::pin(async move {

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::testing::stubs::claims_from_token;
+
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -58,11 +60,7 @@ impl ExampleMesh {
                 let url = broker.amqp_url("nuropb-example");
                 tracing::info!(%url, "NUROPB_AMQP_URL is not set: on the embedded testkit broker");
                 let settings = ConnectionSettings::from_url(&url)?;
-                let client = Connector::new(runtime.clone(), settings.clone())
-                    .client()
-                    .await?;
-                client.configure_mesh().await?;
-                client.shutdown(Duration::from_secs(1)).await;
+                helpers::declare_mesh(runtime.clone(), &settings).await?;
                 Ok(ExampleMesh {
                     settings,
                     embedded: Some(broker),
@@ -76,21 +74,6 @@ impl ExampleMesh {
     pub fn connector(&self) -> Connector {
         Connector::new(self.runtime.clone(), self.settings.clone())
     }
-}
-
-impl Drop for ExampleMesh {
-    fn drop(&mut self) {
-        if let Some(broker) = self.embedded.take() {
-            broker.shutdown();
-        }
-    }
-}
-
-/// The stub of a token check from Python's examples: any bearer token gets these claims.
-pub async fn claims_from_token(_token: String) -> Result<Value, NuropbError> {
-    Ok(
-        json!({"sub": "test_user", "user_id": "test_user", "scope": "openid, profile", "roles": "user, admin"}),
-    )
 }
 
 #[derive(Deserialize)]

@@ -48,7 +48,16 @@ pub async fn create_service(
 pub async fn configure_mesh(runtime: Arc<dyn Runtime>, url: &str) -> Result<(), NuropbError> {
     let settings = ConnectionSettings::from_url(url)?;
     create_vhost(&settings).await?;
-    let client = Connector::new(runtime, settings).client().await?;
+    declare_mesh(runtime, &settings).await
+}
+
+/// Declares the mesh's exchanges and dead-letter queue in the (existing) vhost of `settings`,
+/// through a client connected for the purpose. Idempotent.
+pub async fn declare_mesh(
+    runtime: Arc<dyn Runtime>,
+    settings: &ConnectionSettings,
+) -> Result<(), NuropbError> {
+    let client = Connector::new(runtime, settings.clone()).client().await?;
     let configured = client.configure_mesh().await;
     client.shutdown(Duration::from_secs(5)).await;
     configured

@@ -146,13 +146,9 @@ impl Connector {
         let mut config =
             EndpointConfig::client(self.settings.vhost.clone(), instance_id, random_seed());
         config.listen = patterns;
-        let callback = Arc::new(callback);
-        let events: service::EventFn = Arc::new(move |event, ctx| {
-            Box::pin(callback(event, ctx)) as BoxFuture<Result<(), NuropbError>>
-        });
         let handlers = Handlers {
             methods: HashMap::new(),
-            events: Some(events),
+            events: Some(service::event_fn(callback)),
         };
         self.start(config, Some(Arc::new(handlers))).await
     }

@@ -20,6 +20,15 @@ pub(crate) type AuthorizeFn =
 pub(crate) type EventFn =
     Arc<dyn Fn(IncomingEvent, CallContext) -> BoxFuture<Result<(), NuropbError>> + Send + Sync>;
 
+/// An async event callback, type-erased.
+pub(crate) fn event_fn<F, Fut>(callback: F) -> EventFn
+where
+    F: Fn(IncomingEvent, CallContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), NuropbError>> + Send + 'static,
+{
+    Arc::new(move |event, ctx| Box::pin(callback(event, ctx)) as BoxFuture<Result<(), NuropbError>>)
+}
+
 /// What a typed handler's error means for the delivery: most errors are answered; an error of
 /// kind `CallAgain` asks for the call once more, one of kind `Success` succeeds with its
 /// description as the result (Python's `NuropbCallAgain` and `NuropbSuccess`).
@@ -94,13 +103,11 @@ impl Method {
         Fut: Future<Output = Result<R, NuropbError>> + Send + 'static,
     {
         let name = name.into();
-        let method = name.clone();
         let handler = Arc::new(handler);
         let erased: HandlerFn = Arc::new(move |ctx: CallContext, raw: Object| {
             let handler = handler.clone();
-            let method = method.clone();
             Box::pin(async move {
-                match params::<P>(&method, raw) {
+                match params::<P>(ctx.method(), raw) {
                     Ok(p) => outcome_of(handler(ctx, p).await),
                     Err(e) => Outcome::Err(e),
                 }
@@ -279,10 +286,7 @@ impl Service {
         F: Fn(IncomingEvent, CallContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), NuropbError>> + Send + 'static,
     {
-        let handler = Arc::new(handler);
-        self.event_handler = Some(Arc::new(move |event, ctx| {
-            Box::pin(handler(event, ctx)) as BoxFuture<Result<(), NuropbError>>
-        }));
+        self.event_handler = Some(event_fn(handler));
         self
     }
 

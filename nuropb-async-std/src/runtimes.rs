@@ -2,7 +2,6 @@
 //! futures-rustls.
 
 use futures_rustls::TlsConnector;
-use futures_rustls::rustls::pki_types::ServerName;
 use nuropb_api::{BoxFuture, Runtime, Stream, Target};
 use std::io;
 use std::sync::Arc;
@@ -13,7 +12,7 @@ async fn secure<S: Stream>(tcp: S, target: Target) -> io::Result<Box<dyn Stream>
     match target.tls {
         None => Ok(Box::new(tcp)),
         Some(config) => {
-            let name = ServerName::try_from(target.host)
+            let name = nuropb_api::tls::server_name(&target.host)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             Ok(Box::new(
                 TlsConnector::from(config).connect(name, tcp).await?,
@@ -31,6 +30,13 @@ fn spawn_driver_thread(future: BoxFuture<()>) {
     if let Err(error) = spawned {
         tracing::error!(%error, "cannot start a driver thread");
     }
+}
+
+/// An `async-io` timer, which both executors drive.
+fn sleep_until(deadline: Instant) -> BoxFuture<()> {
+    Box::pin(async move {
+        smol::Timer::at(deadline).await;
+    })
 }
 
 /// Runs endpoints on async-std's executor.
@@ -54,9 +60,7 @@ impl Runtime for AsyncStdRuntime {
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
-        Box::pin(async move {
-            smol::Timer::at(deadline).await;
-        })
+        sleep_until(deadline)
     }
 
     fn connect(&self, target: Target) -> BoxFuture<io::Result<Box<dyn Stream>>> {
@@ -90,9 +94,7 @@ impl Runtime for SmolRuntime {
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
-        Box::pin(async move {
-            smol::Timer::at(deadline).await;
-        })
+        sleep_until(deadline)
     }
 
     fn connect(&self, target: Target) -> BoxFuture<io::Result<Box<dyn Stream>>> {

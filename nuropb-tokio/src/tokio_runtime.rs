@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 /// Runs endpoints on the tokio runtime the caller is in.
@@ -36,7 +35,7 @@ impl Runtime for TokioRuntime {
             match target.tls {
                 None => Ok(Box::new(tcp.compat()) as Box<dyn Stream>),
                 Some(config) => {
-                    let name = ServerName::try_from(target.host.clone())
+                    let name = nuropb_api::tls::server_name(&target.host)
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                     let tls = TlsConnector::from(config).connect(name, tcp).await?;
                     Ok(Box::new(tls.compat()) as Box<dyn Stream>)

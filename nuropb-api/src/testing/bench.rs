@@ -138,8 +138,13 @@ impl Drop for ServiceProcess {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
+/// p50, p90 and p99 of `latencies`, in milliseconds.
+fn percentiles(mut latencies: Vec<Duration>) -> [f64; 3] {
+    latencies.sort();
+    let at = |p: f64| {
+        latencies[((latencies.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
+    };
+    [at(0.5), at(0.9), at(0.99)]
 }
 
 /// Requests with `outstanding` callers at once (and that prefetch), `total` in all.
@@ -187,15 +192,10 @@ pub async fn requests(bench: &BenchRuntime, outstanding: usize, total: usize) ->
     let client_cpu = cpu_seconds("self") - client_cpu;
     let service_cpu = cpu_seconds(&service.pid()) - service_cpu;
     client.shutdown(Duration::from_secs(2)).await;
-    latencies.sort();
     let n = latencies.len() as f64;
     Figures {
         rate: n / elapsed,
-        latency_ms: Some([
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.9),
-            percentile(&latencies, 0.99),
-        ]),
+        latency_ms: Some(percentiles(latencies)),
         cpu_us: [client_cpu / n * 1e6, service_cpu / n * 1e6],
     }
 }
@@ -284,9 +284,13 @@ pub fn run(runtimes: &[BenchRuntime]) {
     };
     let baseline = runtimes[0];
     (baseline.block_on)(Box::pin(async move {
-        helpers::create_vhost(&settings())
+        let settings = settings();
+        helpers::create_vhost(&settings)
             .await
             .expect("RabbitMQ's management API");
+        helpers::declare_mesh((baseline.runtime)(), &settings)
+            .await
+            .expect("RabbitMQ declares the mesh");
     }));
     // Client and server share this process: its CPU figure is both sides together.
     report(
@@ -297,16 +301,6 @@ pub fn run(runtimes: &[BenchRuntime]) {
     for bench in runtimes {
         let bench = *bench;
         (bench.block_on)(Box::pin(async move {
-            let settings = settings();
-            helpers::create_vhost(&settings)
-                .await
-                .expect("RabbitMQ's management API");
-            let client = Connector::new((bench.runtime)(), settings)
-                .client()
-                .await
-                .expect("RabbitMQ");
-            client.configure_mesh().await.expect("configure the mesh");
-            client.shutdown(Duration::from_secs(1)).await;
             report(
                 bench.name,
                 "requests, 1 outstanding, prefetch 1",
@@ -487,15 +481,10 @@ pub fn raw_rpc(total: usize) -> Figures {
     raw.conn.close(200, "done").unwrap();
     let _ = raw.next();
     let _ = server.join();
-    latencies.sort();
     let n = (total + 200) as f64;
     Figures {
         rate: n / elapsed,
-        latency_ms: Some([
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.9),
-            percentile(&latencies, 0.99),
-        ]),
+        latency_ms: Some(percentiles(latencies)),
         cpu_us: [cpu / n * 1e6, 0.0],
     }
 }

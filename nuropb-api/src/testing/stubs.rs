@@ -11,8 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The stub of Python's `get_claims_from_token`: any token gets the same claims.
-async fn claims_from_token(_token: String) -> Result<Value, NuropbError> {
+/// The stub of Python's `get_claims_from_token`: any bearer token gets the same claims.
+///
+/// ```
+/// use futures_util::FutureExt;
+/// use nuropb_api::testing::stubs::claims_from_token;
+/// let claims = claims_from_token("any".into()).now_or_never().unwrap().unwrap();
+/// assert_eq!(claims["user_id"], "test_user");
+/// ```
+pub async fn claims_from_token(_token: String) -> Result<Value, NuropbError> {
     Ok(json!({
         "sub": "test_user",
         "user_id": "test_user",

@@ -5,13 +5,11 @@
 //! scenario under their executors, so that both adapters are held to the same behaviour by the
 //! same code.
 
-use crate::helpers::blocking;
+use crate::helpers;
 use crate::runtime::Runtime;
 use crate::service::{Method, Service};
 use crate::settings::ConnectionSettings;
-use crate::{
-    CallContext, Client, Connector, EventSpec, IncomingEvent, Outcome, Request, management,
-};
+use crate::{CallContext, Client, Connector, EventSpec, IncomingEvent, Outcome, Request};
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 use nuropb_proto::{ErrorKind, NuropbError};
@@ -47,28 +45,19 @@ impl SuiteEnv {
             &crate::random_hex()[..12]
         ));
         if self.management {
-            let s = settings.clone();
-            blocking(move || management::create_vhost_blocking(&s))
+            helpers::create_vhost(&settings)
                 .await
                 .expect("the management API must answer");
         }
-        let client = self
-            .connector(&settings)
-            .client()
+        helpers::declare_mesh(self.runtime.clone(), &settings)
             .await
-            .expect("the broker must answer");
-        client
-            .configure_mesh()
-            .await
-            .expect("the mesh is configured");
-        client.shutdown(Duration::from_secs(1)).await;
+            .expect("the broker must answer and configure the mesh");
         settings
     }
 
     async fn drop_mesh(&self, settings: &ConnectionSettings) {
         if self.management {
-            let s = settings.clone();
-            let _ = blocking(move || management::delete_vhost_blocking(&s)).await;
+            let _ = helpers::delete_vhost(settings).await;
         }
     }
 
