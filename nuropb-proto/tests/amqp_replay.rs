@@ -5,8 +5,9 @@
 //! done, channels open, declares answered, deliveries with the same properties and bodies, the
 //! 403 channel close of `single_instance.json`, the 320 connection close of `reconnect.json`.
 
+mod captures;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -22,15 +23,6 @@ use nuropb_proto::amqp::{
     QueueDeclare, RawFrame, RequestId, Returned, ShortString,
 };
 
-/// `shared/wire/wire-captures` beside the project (`NUROPB_WIRE_CAPTURES` may point elsewhere).
-fn captures_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("NUROPB_WIRE_CAPTURES") {
-        return dir.into();
-    }
-    // <project>/nuropb-proto → <project>/../shared/wire/wire-captures
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/wire/wire-captures")
-}
-
 /// A capture, parsed once per test process.
 fn load(name: &str) -> Arc<Value> {
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<Value>>>> = OnceLock::new();
@@ -40,47 +32,8 @@ fn load(name: &str) -> Arc<Value> {
         .unwrap_or_else(|e| e.into_inner());
     cache
         .entry(name.to_owned())
-        .or_insert_with(|| {
-            let path = captures_dir().join(name);
-            let text = std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("cannot read capture {}: {e}", path.display()));
-            Arc::new(serde_json::from_str(&without_python_floats(&text)).expect("capture is JSON"))
-        })
+        .or_insert_with(|| Arc::new(captures::read(name)))
         .clone()
-}
-
-/// Python's `json` writes `NaN` and `Infinity` (json_types.json has them in decoded bodies);
-/// they become `null` here, outside string literals only. The frames use base64 fields anyway.
-fn without_python_floats(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut rest = text;
-    while let Some(c) = rest.chars().next() {
-        if in_string {
-            out.push(c);
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                _ => {}
-            }
-        } else if c == '"' {
-            in_string = true;
-            out.push(c);
-        } else if let Some(token) = ["-Infinity", "Infinity", "NaN"]
-            .into_iter()
-            .find(|t| rest.starts_with(t))
-        {
-            out.push_str("null");
-            rest = &rest[token.len()..];
-            continue;
-        } else {
-            out.push(c);
-        }
-        rest = &rest[c.len_utf8()..];
-    }
-    out
 }
 
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {
@@ -868,7 +821,7 @@ fn replay(name: &str) -> (BTreeMap<u64, Outcome>, usize) {
 }
 
 fn all_captures() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(captures_dir())
+    let mut names: Vec<String> = std::fs::read_dir(captures::dir())
         .expect("captures directory")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())

@@ -5,6 +5,8 @@
 //! and body; each plaintext one is then mapped back to AMQP and must give the same property bytes,
 //! the same body bytes, the same exchange and routing key.
 
+mod captures;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use nuropb_proto::amqp::Properties;
@@ -14,22 +16,9 @@ use nuropb_proto::message::{
     DecodeError, Envelope, Exchanges, MessageType, Payload, Publication, TransportMessage, json,
 };
 use serde_json::{Value, json};
-use std::path::PathBuf;
-
-fn captures_dir() -> PathBuf {
-    std::env::var_os("NUROPB_WIRE_CAPTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/wire/wire-captures")
-        })
-}
 
 fn load(name: &str) -> Value {
-    let path = captures_dir().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("wire capture {} is missing: {e}", path.display()));
-    // Python's json.dump writes NaN into the captures too.
-    json::from_slice(text.as_bytes()).unwrap()
+    captures::read(name)
 }
 
 /// A captured basic.publish, basic.deliver or basic.return.

@@ -693,10 +693,9 @@ fn prefix() -> String {
     format!("conf{}x{nanos:x}-", std::process::id())
 }
 
-fn run(target: &Target, name: &str, scenario: Scenario) -> Vec<String> {
+fn run(target: &Target, scenario: Scenario) -> Vec<String> {
     let mut cx = Ctx::new(target.clone(), prefix());
     scenario(&mut cx);
-    let _ = name;
     cx.t.lines
 }
 
@@ -713,8 +712,8 @@ fn the_testkit_broker_answers_every_scenario_as_rabbitmq_does() {
     };
     let mut divergences = Vec::new();
     for (name, scenario) in SCENARIOS {
-        let truth = run(&rabbit, name, *scenario);
-        let ours = run(&testkit, name, *scenario);
+        let truth = run(&rabbit, *scenario);
+        let ours = run(&testkit, *scenario);
         if std::env::var_os("NUROPB_CONFORMANCE_PRINT").is_some() {
             eprintln!("== {name} (RabbitMQ)\n{}", truth.join("\n"));
         }

@@ -328,12 +328,10 @@ fn dead_letter_routing_key_and_repeated_deaths() {
     c.consume(&mut h, 1, "retry", "r", false);
     c.publish(&mut h, 1, "", "work", "job");
     // work -> retry -> work -> retry: two deaths in each queue.
-    let mut last = None;
     for expect_queue in ["work", "retry", "work", "retry"] {
         let d = c.expect_delivery(&mut h);
         assert_eq!(d.routing_key, expect_queue);
         c.reject(&mut h, 1, d.delivery_tag, false);
-        last = Some(d);
     }
     let d = c.expect_delivery(&mut h);
     assert_eq!(d.routing_key, "work");
@@ -359,7 +357,6 @@ fn dead_letter_routing_key_and_repeated_deaths() {
         ],
         "the latest death first, counts per queue and reason"
     );
-    assert!(last.is_some());
     assert_eq!(d.header("x-first-death-queue"), Some(&long("work")));
 }
 

@@ -4,7 +4,7 @@
 
 mod support;
 
-use nuropb_tokio::{ErrorKind, Request, Service};
+use nuropb_tokio::{Request, Service};
 use serde_json::json;
 use std::time::Duration;
 use support::broker::rabbitmqctl;
@@ -36,16 +36,7 @@ async fn every_request_resolves_across_a_broker_restart() {
         .await
         .unwrap();
 
-    for call in in_flight {
-        match tokio::time::timeout(Duration::from_secs(60), call).await {
-            Ok(Ok(Ok(_))) => {}
-            Ok(Ok(Err(e))) => assert!(
-                matches!(e.kind, ErrorKind::Transport | ErrorKind::Timeout),
-                "unexpected error {e}"
-            ),
-            other => panic!("a call in flight did not resolve: {other:?}"),
-        }
-    }
+    support::all_resolve(in_flight, Duration::from_secs(60)).await;
     for call in while_down {
         let result = tokio::time::timeout(Duration::from_secs(60), call).await;
         assert_eq!(

@@ -7,7 +7,8 @@ mod support;
 use nuropb_tokio::TokioRuntime;
 use nuropb_tokio::testing::service_example;
 use serde_json::{Value, json};
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 fn nuropb(url: &str, args: &[&str]) -> Output {
@@ -137,12 +138,26 @@ async fn the_command_line_calls_commands_publishes_listens_and_describes() {
         Some(32)
     );
 
-    // listen prints events as JSON lines, and stops after --count.
-    let listen_url = url.clone();
-    let listener = tokio::task::spawn_blocking(move || {
-        nuropb(&listen_url, &["listen", "cli.*", "--count", "2"])
+    // listen says when its queue is bound, prints events as JSON lines, and stops after --count.
+    let mut listen = Command::new(env!("CARGO_BIN_EXE_nuropb"))
+        .env("NUROPB_AMQP_URL", &url)
+        .args(["listen", "cli.*", "--count", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run nuropb listen");
+    let stderr = listen.stderr.take().unwrap();
+    let ready = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stderr).read_line(&mut line).map(|_| line)
     });
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ready = tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .expect("listen is ready in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(ready.trim_end(), "listening on cli.*");
+    let listener = tokio::task::spawn_blocking(move || listen.wait_with_output());
     for (topic, n) in [("cli.one", "1"), ("other.x", "0"), ("cli.two", "2")] {
         let event = format!(r#"{{"n": {n}}}"#);
         let out = tokio::task::spawn_blocking({
@@ -168,6 +183,7 @@ async fn the_command_line_calls_commands_publishes_listens_and_describes() {
     }
     let out = tokio::time::timeout(Duration::from_secs(30), listener)
         .await
+        .unwrap()
         .unwrap()
         .unwrap();
     assert!(out.status.success());

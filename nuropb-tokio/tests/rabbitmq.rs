@@ -3,7 +3,7 @@
 
 mod support;
 
-use nuropb_tokio::{ErrorKind, Request, Service};
+use nuropb_tokio::{Request, Service};
 use serde_json::json;
 use std::time::Duration;
 use support::mesh;
@@ -36,17 +36,7 @@ async fn every_request_resolves_when_the_broker_closes_the_service_connection() 
         .await
         .unwrap();
     assert_eq!(closed, 1, "the service's connection");
-    let mut answered = 0;
-    for call in calls {
-        match tokio::time::timeout(Duration::from_secs(25), call).await {
-            Ok(Ok(Ok(_))) => answered += 1,
-            Ok(Ok(Err(e))) => assert!(
-                matches!(e.kind, ErrorKind::Transport | ErrorKind::Timeout),
-                "unexpected error {e}"
-            ),
-            other => panic!("a call did not resolve: {other:?}"),
-        }
-    }
+    let answered = support::all_resolve(calls, Duration::from_secs(25)).await;
     assert!(
         answered > 0,
         "some calls finished before the close or after the reconnect"

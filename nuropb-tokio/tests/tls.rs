@@ -12,6 +12,7 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+use support::broker::rabbitmqctl;
 
 fn write(dir: &Path, name: &str, pem: &str) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -36,15 +37,10 @@ impl Listener {
             key.display()
         );
         let eval = format!("rabbit_networking:start_ssl_listener({port}, {options}, 1, 1).");
-        let out = Command::new("rabbitmqctl")
-            .args(["eval", &eval])
-            .output()
-            .expect("rabbitmqctl must be on the PATH for the TLS test");
+        let out = rabbitmqctl(&["eval", &eval]);
         assert!(
-            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
-            "RabbitMQ did not start a TLS listener: {} {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            out.contains("ok"),
+            "RabbitMQ did not start a TLS listener: {out}"
         );
         Listener(port)
     }

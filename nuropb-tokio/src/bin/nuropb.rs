@@ -90,7 +90,8 @@ enum Verb {
         #[arg(long)]
         trace_id: Option<String>,
     },
-    /// Print events on topics matching the patterns (`*` one word, `#` any), one JSON line each.
+    /// Print events on topics matching the patterns (`*` one word, `#` any), one JSON line each;
+    /// `listening on PATTERNS` goes to stderr once the queue is bound.
     Listen {
         /// Topic patterns.
         #[arg(required = true)]
@@ -227,6 +228,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             println!("{}", json!({"correlation_id": sent?}));
         }
         Verb::Listen { patterns, count } => {
+            let listening = format!("listening on {}", patterns.join(" "));
             let seen = Arc::new(AtomicU64::new(0));
             let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel::<()>();
             let counter = seen.clone();
@@ -246,6 +248,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     async { Ok(()) }
                 })
                 .await?;
+            eprintln!("{listening}");
             if count != Some(0) {
                 tokio::select! {
                     _ = done.recv() => {}

@@ -1,7 +1,9 @@
 //! What the integration tests share: the broker, a fresh mesh per test, the Python interpreter.
 #![allow(dead_code)]
 
-use nuropb_tokio::{CallContext, Client, ConnectionSettings, Method, NuropbError, Service};
+use nuropb_tokio::{
+    CallContext, Client, ConnectionSettings, ErrorKind, Method, NuropbError, Service,
+};
 use std::time::Duration;
 
 /// The machine's RabbitMQ (`NUROPB_TEST_AMQP_URL`, default 127.0.0.1:5672), with `vhost`.
@@ -57,6 +59,26 @@ pub fn nap() -> Method {
             Ok::<_, NuropbError>(ms)
         },
     )
+}
+
+/// Waits for every call, each within `limit`: each must resolve, with its result or with a
+/// transport error or timeout (it was lost with a connection). Returns how many were answered.
+pub async fn all_resolve(
+    calls: Vec<tokio::task::JoinHandle<Result<serde_json::Value, NuropbError>>>,
+    limit: Duration,
+) -> usize {
+    let mut answered = 0;
+    for call in calls {
+        match tokio::time::timeout(limit, call).await {
+            Ok(Ok(Ok(_))) => answered += 1,
+            Ok(Ok(Err(e))) => assert!(
+                matches!(e.kind, ErrorKind::Transport | ErrorKind::Timeout),
+                "unexpected error {e}"
+            ),
+            other => panic!("a call did not resolve: {other:?}"),
+        }
+    }
+    answered
 }
 
 /// Removes a test vhost.
