@@ -4,7 +4,8 @@
 //!
 //! The service runs in a child process — the bench binary re-executed with `NUROPB_BENCH_ROLE` —
 //! so that the CPU counts of client and service are separate. [`run`] measures each runtime given
-//! in turn, in one run, so that their figures compare side by side.
+//! in turn, in one run, so that their figures compare side by side, and Python NuroPb 0.1.8
+//! (`interop/python_bench.py`, client and service in their own processes) in the same scenarios.
 
 use crate::runtime::{BoxFuture, Runtime};
 use crate::service::{Method, Service};
@@ -111,8 +112,16 @@ struct ServiceProcess(Child);
 
 impl ServiceProcess {
     fn start(runtime: &str, prefetch: u16) -> ServiceProcess {
-        let mut child = Command::new(std::env::current_exe().expect("the bench binary"))
-            .env(ROLE, format!("{runtime}:{prefetch}"))
+        ServiceProcess::spawn(
+            Command::new(std::env::current_exe().expect("the bench binary"))
+                .env(ROLE, format!("{runtime}:{prefetch}")),
+            "ready",
+        )
+    }
+
+    /// Starts `command` and waits for it to print `ready` on its first line.
+    fn spawn(command: &mut Command, ready: &str) -> ServiceProcess {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -122,7 +131,7 @@ impl ServiceProcess {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("the service says it is ready");
-        assert_eq!(line.trim(), "ready");
+        assert_eq!(line.trim(), ready, "the service did not start");
         ServiceProcess(child)
     }
 
@@ -247,6 +256,65 @@ pub async fn events(bench: &BenchRuntime, total: u64) -> Figures {
     }
 }
 
+/// The bench's AMQP URL, for the Python participants.
+fn python_url() -> String {
+    use nuropb_proto::mesh::management::percent_encode;
+    let s = settings();
+    let scheme = if s.tls.is_some() { "amqps" } else { "amqp" };
+    format!(
+        "{scheme}://{}:{}@{}:{}/{}",
+        percent_encode(&s.username),
+        percent_encode(&s.password),
+        s.host,
+        s.port(),
+        percent_encode(&s.vhost)
+    )
+}
+
+/// Python NuroPb 0.1.8 (`interop/python_bench.py`) in the same scenario, client and service each
+/// in its own process: `args` are the client's role and counts.
+fn python(prefetch: u16, args: &[String]) -> Figures {
+    let python = crate::testing::interop::python();
+    let script = crate::testing::interop::script("python_bench.py");
+    let service = ServiceProcess::spawn(
+        Command::new(&python)
+            .arg(&script)
+            .args(["service", &python_url(), &prefetch.to_string()]),
+        r#"{"ready": true}"#,
+    );
+    let output = Command::new(&python)
+        .arg(&script)
+        .arg(&args[0])
+        .arg(python_url())
+        .arg(service.pid())
+        .args(&args[1..])
+        .output()
+        .expect("run the Python bench client");
+    assert!(
+        output.status.success(),
+        "the Python bench client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: Value = serde_json::from_slice(&output.stdout).expect("JSON from the Python client");
+    let elapsed = out["elapsed"].as_f64().expect("elapsed");
+    let cpu = |i: usize| out["cpu"][i].as_f64().expect("cpu seconds");
+    let latencies: Option<Vec<Duration>> = out["latencies"].as_array().map(|l| {
+        l.iter()
+            .filter_map(Value::as_f64)
+            .map(Duration::from_secs_f64)
+            .collect()
+    });
+    let n = match &latencies {
+        Some(l) => l.len() as f64,
+        None => args[1].parse().expect("a count"),
+    };
+    Figures {
+        rate: n / elapsed,
+        latency_ms: latencies.map(percentiles),
+        cpu_us: [cpu(0) / n * 1e6, cpu(1) / n * 1e6],
+    }
+}
+
 fn report(runtime: &str, scenario: &str, f: &Figures) {
     let latency = match f.latency_ms {
         Some([p50, p90, p99]) => format!(" | p50 {p50:.3} ms p90 {p90:.3} ms p99 {p99:.3} ms"),
@@ -263,7 +331,9 @@ fn report(runtime: &str, scenario: &str, f: &Figures) {
 
 /// The bench binary's main: serves when re-executed as the service, else measures each runtime
 /// in `runtimes` in turn. `cargo bench` passes `--bench` for the full run; without it (as under
-/// `cargo test --benches`) a short run checks that everything works.
+/// `cargo test --benches`) a short run checks that everything works. Words after `--` pick
+/// scenarios: `cargo bench -p nuropb-async-std --bench mesh -- tokio floor` runs the floor and
+/// tokio's scenarios only.
 pub fn run(runtimes: &[BenchRuntime]) {
     if let Ok(role) = std::env::var(ROLE) {
         let (name, prefetch) = role
@@ -277,10 +347,22 @@ pub fn run(runtimes: &[BenchRuntime]) {
         let runtime = (bench.runtime)();
         return (bench.block_on)(Box::pin(serve(runtime, prefetch)));
     }
-    let scale = if std::env::args().any(|a| a == "--bench") {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let scale = if args.iter().any(|a| a == "--bench") {
         10
     } else {
         1
+    };
+    // As with criterion, words on the command line pick the scenarios whose "runtime scenario"
+    // label contains one of them.
+    let filters: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .map(String::as_str)
+        .collect();
+    let wanted = |runtime: &str, scenario: &str| {
+        let label = format!("{runtime} {scenario}");
+        filters.is_empty() || filters.iter().any(|f| label.contains(f))
     };
     let baseline = runtimes[0];
     (baseline.block_on)(Box::pin(async move {
@@ -293,31 +375,67 @@ pub fn run(runtimes: &[BenchRuntime]) {
             .expect("RabbitMQ declares the mesh");
     }));
     // Client and server share this process: its CPU figure is both sides together.
-    report(
-        "bare AMQP",
-        "rpc, 1 outstanding (the floor)",
-        &raw_rpc(2_000 * scale),
-    );
+    let floor = ("bare AMQP", "rpc, 1 outstanding (the floor)");
+    if wanted(floor.0, floor.1) {
+        report(floor.0, floor.1, &raw_rpc(2_000 * scale));
+    }
     for bench in runtimes {
         let bench = *bench;
-        (bench.block_on)(Box::pin(async move {
-            report(
-                bench.name,
-                "requests, 1 outstanding, prefetch 1",
-                &requests(&bench, 1, 2_000 * scale).await,
-            );
-            report(
-                bench.name,
-                "requests, 64 outstanding, prefetch 64",
-                &requests(&bench, 64, 10_000 * scale).await,
-            );
-            report(
-                bench.name,
-                "events into one service",
-                &events(&bench, 10_000 * scale as u64).await,
-            );
-        }));
+        for (scenario, label) in SCENARIOS {
+            if !wanted(bench.name, label) {
+                continue;
+            }
+            (bench.block_on)(Box::pin(async move {
+                let figures = match scenario {
+                    Scenario::Requests(outstanding, total) => {
+                        requests(&bench, outstanding, total * scale).await
+                    }
+                    Scenario::Events(total) => events(&bench, (total * scale) as u64).await,
+                };
+                report(bench.name, label, &figures);
+            }));
+        }
     }
+    // Python NuroPb, for comparison, at the same scale.
+    for (scenario, label) in SCENARIOS {
+        if !wanted("python", label) {
+            continue;
+        }
+        let figures = match scenario {
+            Scenario::Requests(outstanding, total) => python(
+                outstanding as u16,
+                &[
+                    "requests".into(),
+                    outstanding.to_string(),
+                    (total * scale).to_string(),
+                ],
+            ),
+            Scenario::Events(total) => python(256, &["events".into(), (total * scale).to_string()]),
+        };
+        report("python", label, &figures);
+    }
+}
+
+/// The scenarios, with their labels.
+const SCENARIOS: [(Scenario, &str); 3] = [
+    (
+        Scenario::Requests(1, 2_000),
+        "requests, 1 outstanding, prefetch 1",
+    ),
+    (
+        Scenario::Requests(64, 10_000),
+        "requests, 64 outstanding, prefetch 64",
+    ),
+    (Scenario::Events(10_000), "events into one service"),
+];
+
+/// What a scenario measures, and how many messages at scale 1.
+#[derive(Clone, Copy)]
+enum Scenario {
+    /// Requests: how many outstanding, how many in all.
+    Requests(usize, usize),
+    /// Events: how many in all.
+    Events(usize),
 }
 
 /// A blocking connection to the broker for the raw baseline: the sans-IO client over a plain
