@@ -2,7 +2,7 @@
 //!
 //! `cargo bench -p nuropb-proto --bench message`
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use nuropb_proto::amqp::Properties;
 use nuropb_proto::crypto::{Encryptor, KeyStoreConfig, keys};
 use nuropb_proto::message::{
@@ -52,6 +52,21 @@ fn plaintext(c: &mut Criterion) {
             let envelope = Envelope::from_properties(&properties).unwrap();
             black_box(envelope.open(black_box(&publication.body)).unwrap())
         })
+    });
+    // The two halves of decode: the content header, and the body.
+    group.bench_function("decode header", |b| {
+        b.iter(|| {
+            let properties = Properties::decode(black_box(&header)).unwrap();
+            black_box(Envelope::from_properties(&properties).unwrap())
+        })
+    });
+    let envelope = Envelope::from_properties(&Properties::decode(&header).unwrap()).unwrap();
+    group.bench_function("decode body", |b| {
+        b.iter_batched(
+            || envelope.clone(),
+            |envelope| black_box(envelope.open(black_box(&publication.body)).unwrap()),
+            BatchSize::SmallInput,
+        )
     });
     group.bench_function("encode+decode", |b| {
         b.iter(|| {
