@@ -206,7 +206,7 @@ impl Connector {
             receiver,
             ready,
         );
-        self.runtime.spawn_driver(Box::pin(driver));
+        self.runtime.spawn(Box::pin(driver));
         started.await.map_err(|_| {
             NuropbError::new(ErrorKind::Transport, "the endpoint stopped while starting")
         })??;

@@ -33,13 +33,6 @@ pub struct Target {
 pub trait Runtime: Send + Sync + 'static {
     /// Runs `future` to completion in the background.
     fn spawn(&self, future: BoxFuture<()>);
-    /// Runs an endpoint's connection driver in the background: the one task that reads and
-    /// writes the socket. By default a task like any other; a runtime whose reactor lives on a
-    /// thread of its own may rather give the driver a thread that polls the reactor itself, so
-    /// that socket readiness does not cross threads on every message.
-    fn spawn_driver(&self, future: BoxFuture<()>) {
-        self.spawn(future);
-    }
     /// A future that completes at `deadline`.
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()>;
     /// Connects to `target`: TCP, then the TLS handshake when `target.tls` is set (verifying the

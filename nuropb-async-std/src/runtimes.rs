@@ -21,17 +21,6 @@ async fn secure<S: Stream>(tcp: S, target: Target) -> io::Result<Box<dyn Stream>
     }
 }
 
-/// Runs a connection driver on a thread of its own that drives the `async-io` reactor while it
-/// waits, so that the socket's readiness wakes it without a hop through the reactor thread.
-fn spawn_driver_thread(future: BoxFuture<()>) {
-    let spawned = std::thread::Builder::new()
-        .name("nuropb-driver".into())
-        .spawn(move || async_io::block_on(future));
-    if let Err(error) = spawned {
-        tracing::error!(%error, "cannot start a driver thread");
-    }
-}
-
 /// An `async-io` timer, which both executors drive.
 fn sleep_until(deadline: Instant) -> BoxFuture<()> {
     Box::pin(async move {
@@ -53,10 +42,6 @@ impl AsyncStdRuntime {
 impl Runtime for AsyncStdRuntime {
     fn spawn(&self, future: BoxFuture<()>) {
         async_std::task::spawn(future);
-    }
-
-    fn spawn_driver(&self, future: BoxFuture<()>) {
-        spawn_driver_thread(future);
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
@@ -87,10 +72,6 @@ impl SmolRuntime {
 impl Runtime for SmolRuntime {
     fn spawn(&self, future: BoxFuture<()>) {
         smol::spawn(future).detach();
-    }
-
-    fn spawn_driver(&self, future: BoxFuture<()>) {
-        spawn_driver_thread(future);
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
