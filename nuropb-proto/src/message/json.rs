@@ -155,7 +155,13 @@ pub struct JsonError {
 /// assert_eq!(v, json!({"nan": null, "inf": null}));
 /// ```
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
-    match serde_json::from_slice(bytes) {
+    // One UTF-8 check of the whole body is cheaper than serde_json's check of every string in
+    // it; a body that is not UTF-8 goes the byte way, for serde_json's error and position.
+    let parsed = match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    };
+    match parsed {
         Ok(value) => Ok(value),
         Err(first) => match replace_non_finite(bytes) {
             Some(standard) => serde_json::from_slice(&standard),
