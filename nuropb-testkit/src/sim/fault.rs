@@ -1,6 +1,6 @@
 //! Faults a simulation can inject, each as it happens to a real deployment: a socket that dies,
-//! a broker that restarts, an operator who deletes a queue or closes a connection, a channel
-//! closed by the broker.
+//! a network that goes silent, a broker that restarts, an operator who deletes a queue or closes
+//! a connection, a channel closed by the broker.
 
 use crate::sim::{NodeId, Sim};
 use std::time::Duration;
@@ -16,6 +16,22 @@ impl Sim {
         self.drop_link(node.0);
         self.nodes[node.0].handle_eof(self.now);
         true
+    }
+
+    /// The node's network goes silent both ways, as in a partition or behind a firewall that
+    /// drops everything: bytes on their way are lost, bytes either side sends from now on vanish,
+    /// and neither side reads end of file. Each side can only find out from its own heartbeat
+    /// timer — the node when nothing has arrived for two intervals, the broker likewise (it then
+    /// requeues the connection's unacknowledged deliveries). The node's next connection reaches
+    /// the broker normally. Returns whether the node had a socket.
+    pub fn partition(&mut self, node: NodeId) -> bool {
+        match self.nodes[node.0].link.take() {
+            Some(link) => {
+                self.unreachable.push(link.conn);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The broker closes the node's connection with `connection.close(code, text)`, as

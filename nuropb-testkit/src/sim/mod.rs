@@ -13,8 +13,8 @@
 //! - [`node`]: the participants and what each endpoint [recorded](Record).
 //! - [`tap`]: the wire tap that checks every delivery is settled exactly once.
 //! - [`seed`]: seeds from the environment, and runs over many seeds that name the failing one.
-//! - `run` (stepping and the run loops) and `fault` (dropped sockets, broker restarts, deleted
-//!   queues, forced channel and connection closes) add methods to [`Sim`].
+//! - `run` (stepping and the run loops) and `fault` (dropped sockets, silent partitions, broker
+//!   restarts, deleted queues, forced channel and connection closes) add methods to [`Sim`].
 //!
 //! ```
 //! use nuropb_proto::describe::{MethodSpec, ServiceSpec};
@@ -90,6 +90,9 @@ pub struct Sim {
     pub(crate) tap: Option<Tap>,
     /// While the broker restarts, connections are refused.
     pub(crate) down_until: Option<Instant>,
+    /// Connections the broker still holds whose client it can no longer reach (see
+    /// [`partition`](Sim::partition)).
+    pub(crate) unreachable: Vec<ConnectionId>,
     pub(crate) buf: Vec<u8>,
     pub(crate) seq: u64,
     /// Steps taken, over the whole run.
@@ -150,6 +153,7 @@ impl Sim {
             rng: SmallRng::seed_from_u64(seed),
             nodes: Vec::new(),
             down_until: None,
+            unreachable: Vec::new(),
             buf: Vec::with_capacity(64 * 1024),
             seq: 0,
             steps: 0,

@@ -339,6 +339,37 @@ impl Sim {
                 progress = true;
             }
         }
+        progress | self.service_unreachable()
+    }
+
+    /// What the broker writes to a client it cannot reach is lost; once it gives up on the
+    /// connection (its heartbeat timeout), the connection goes.
+    fn service_unreachable(&mut self) -> bool {
+        let mut progress = false;
+        let mut k = 0;
+        while k < self.unreachable.len() {
+            let c = self.unreachable[k];
+            if self.broker.pending_output(c) > 0 {
+                let mut buf = self.spare();
+                if self.broker.poll_transmit_into(c, &mut buf)
+                    && let Some(tap) = &mut self.tap
+                {
+                    tap.down(c, &buf);
+                }
+                self.recycle(buf);
+                progress = true;
+            }
+            if self.broker.is_closed(c) {
+                self.unreachable.swap_remove(k);
+                self.broker.disconnect(c, self.now);
+                if let Some(tap) = &mut self.tap {
+                    tap.close(c);
+                }
+                progress = true;
+            } else {
+                k += 1;
+            }
+        }
         progress
     }
 
