@@ -1,12 +1,12 @@
 //! Faults on the simulator: lost connections with requests in flight (a typed error, never a
-//! hang), a restarting broker, forced connection and channel closes, deleted queues, a second
+//! hang), silent partitions found out by heartbeats alone, a restarting broker, forced connection and channel closes, deleted queues, a second
 //! single instance; and the simulator's own promises (livelock bound, reproducible runs).
 
 mod mesh_support;
 
 use mesh_support::*;
 use nuropb_proto::ErrorKind;
-use nuropb_proto::mesh::{CompleteError, Request, RequestId};
+use nuropb_proto::mesh::{Backoff, CompleteError, EndpointConfig, Request, RequestId};
 use nuropb_testkit::sim::{SimConfig, SimError};
 use serde_json::json;
 use std::time::Duration;
@@ -98,6 +98,173 @@ fn a_service_that_loses_its_connection_mid_call_gets_the_call_again_after_reconn
     );
     assert_no_violation(&m);
     assert_eq!(m.sim.tap().unwrap().unsettled(), 0);
+}
+
+/// How long the simulation ran after `since`.
+fn after(m: &Mesh, since: Duration) -> Duration {
+    m.sim.elapsed() - since
+}
+
+#[test]
+fn a_client_cut_off_without_a_word_finds_out_by_heartbeat_and_recovers() {
+    // Heartbeats of 60 s both ways: each side gives up after two silent intervals.
+    let mut m = Mesh::new(411);
+    let ids = slow_requests(&mut m, 2, Duration::from_secs(600));
+    m.sim.run_for(Duration::from_millis(1));
+    let old_connection = m.sim.connection_of(m.client).unwrap();
+    let queue_name = m.sim.endpoint(m.client).response_queue().to_owned();
+    let cut = m.sim.elapsed();
+    assert!(m.sim.partition(m.client));
+    assert!(!m.sim.partition(m.client), "no socket to cut any more");
+    resolve_all(&mut m, &ids, Duration::from_secs(130));
+    let waited = after(&m, cut);
+    assert!(
+        (Duration::from_secs(60)..=Duration::from_secs(121)).contains(&waited),
+        "found out by the heartbeat timer, not at once and not late: {waited:?}"
+    );
+    for id in &ids {
+        let error = error_of(m.sim.response(m.client, *id));
+        assert_eq!(error.kind, ErrorKind::Transport, "{error:?}");
+        assert!(
+            error
+                .description
+                .contains("may or may not have been handled"),
+            "{error:?}"
+        );
+    }
+    let client = m.client;
+    m.sim
+        .run_until("the client is back", T, |s| s.record(client).readies == 2);
+    assert_eq!(echo(&mut m), json!({"after": "fault"}));
+    // The broker gives up on the old connection by its own heartbeat timer: the connection and
+    // its exclusive response queue go.
+    m.sim.run_until(
+        "the broker lets the unreachable connection go",
+        Duration::from_secs(130),
+        |s| !s.broker().connections().contains(&old_connection),
+    );
+    assert!(after(&m, cut) <= Duration::from_secs(121));
+    let queue = m
+        .sim
+        .broker()
+        .queue("/", &queue_name)
+        .expect("declared again, same name");
+    assert_eq!(queue.consumers, 1, "the new connection's");
+    assert_eq!(
+        m.sim.broker().connections().len(),
+        2,
+        "the service and the new client"
+    );
+    m.sim.settle();
+    assert_no_violation(&m);
+    assert!(m.sim.endpoint(m.client).footprint().is_idle());
+}
+
+#[test]
+fn a_client_that_finds_out_before_the_broker_waits_for_its_old_connection_to_go() {
+    let mut m = Mesh::new(413);
+    // The broker last hears from the client 29 s after it last wrote to it, so the client's
+    // heartbeat timer fires first and it reconnects while the broker still holds the old
+    // connection — and with it the exclusive consumer on the response queue the client consumes
+    // again under the same name.
+    m.sim.run_for(Duration::from_secs(29));
+    let old_connection = m.sim.connection_of(m.client).unwrap();
+    let ids = slow_requests(&mut m, 1, Duration::from_secs(600));
+    m.sim.run_for(Duration::from_millis(1));
+    let cut = m.sim.elapsed();
+    assert!(m.sim.partition(m.client));
+    resolve_all(&mut m, &ids, Duration::from_secs(130));
+    assert!(
+        m.sim.broker().connections().contains(&old_connection),
+        "the client found out first"
+    );
+    let client = m.client;
+    m.sim
+        .run_until("the client is back", Duration::from_secs(300), |s| {
+            s.record(client).readies == 2 || s.record(client).stopped.is_some()
+        });
+    assert_eq!(m.sim.record(m.client).stopped, None, "it must not give up");
+    assert!(!m.sim.broker().connections().contains(&old_connection));
+    assert!(
+        after(&m, cut) < Duration::from_secs(160),
+        "{:?}",
+        after(&m, cut)
+    );
+    assert_eq!(echo(&mut m), json!({"after": "fault"}));
+    m.sim.settle();
+    assert_no_violation(&m);
+}
+
+#[test]
+fn a_twin_that_took_over_while_the_client_was_away_stops_it_once_the_grace_is_over() {
+    let mut m = Mesh::new(414);
+    // The client comes back late, by which time a twin with its instance id holds its response
+    // queue's exclusive consumer. The client takes that for its own old connection for two
+    // heartbeat intervals and half a minute, then gives up as a second instance does.
+    m.sim.endpoint_mut(m.client).set_backoff(Backoff {
+        initial: Duration::from_secs(5),
+        max: Duration::from_secs(20),
+    });
+    let lost = m.sim.elapsed();
+    assert!(m.sim.drop_connection(m.client));
+    let twin = m
+        .sim
+        .add_endpoint("twin", EndpointConfig::client("/", "client1", 99), None);
+    m.sim
+        .run_until("the twin is ready", T, |s| s.record(twin).readies == 1);
+    let client = m.client;
+    m.sim
+        .run_until("the client stops", Duration::from_secs(300), |s| {
+            s.record(client).stopped.is_some()
+        });
+    let stopped_after = after(&m, lost);
+    assert!(
+        (Duration::from_secs(150)..Duration::from_secs(180)).contains(&stopped_after),
+        "{stopped_after:?}"
+    );
+    let record = m.sim.record(m.client);
+    assert_eq!(record.readies, 1, "never ready again");
+    assert!(
+        record.disconnects.len() > 3,
+        "it retried: {:?}",
+        record.disconnects
+    );
+    assert!(
+        record.disconnects[1]
+            .description
+            .contains("still holds this endpoint's previous connection"),
+        "{:?}",
+        record.disconnects[1]
+    );
+    let error = record.stopped.clone().unwrap().expect("an error");
+    assert!(error.description.contains("exclusive use"), "{error:?}");
+    assert_eq!(m.sim.record(twin).readies, 1, "the twin serves on");
+}
+
+#[test]
+fn a_service_cut_off_mid_call_has_the_call_requeued_once_the_broker_gives_up_on_it() {
+    let mut m = Mesh::new(412);
+    let ids = slow_requests(&mut m, 1, Duration::from_secs(600));
+    m.sim.run_for(Duration::from_secs(1));
+    assert_eq!(m.sim.record(m.service).calls.len(), 1);
+    let cut = m.sim.elapsed();
+    assert!(m.sim.partition(m.service));
+    // The first answer vanishes into the partition; the broker requeues the call when its
+    // heartbeat timer gives up on the service, which by then has reconnected on its own.
+    resolve_all(&mut m, &ids, Duration::from_secs(300));
+    assert_eq!(ok_of(m.sim.response(m.client, ids[0])), json!({"i": 0}));
+    assert!(
+        after(&m, cut) >= Duration::from_secs(60),
+        "not before a timer said so"
+    );
+    let record = m.sim.record(m.service);
+    assert_eq!(record.readies, 2, "the service reconnected");
+    assert_eq!(record.calls.len(), 2);
+    assert!(record.calls[1].redelivered, "the broker requeued it");
+    m.sim.settle();
+    assert_no_violation(&m);
+    assert_eq!(m.sim.tap().unwrap().unsettled(), 0);
+    assert_eq!(m.sim.broker().connections().len(), 2);
 }
 
 #[test]

@@ -94,6 +94,10 @@ pub struct Endpoint {
     pub(crate) internal: HashSet<RequestId>,
     /// The latest time the driver gave.
     pub(crate) last_now: Instant,
+    /// When the last connection on which the endpoint was ready went: until the broker's own
+    /// heartbeat timer can have let that connection go, a refusal of this endpoint's exclusive
+    /// queues and consumers is taken to be that connection's doing, not a twin's.
+    pub(crate) ready_lost_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -163,6 +167,7 @@ impl Endpoint {
             backoff: Backoff::default(),
             internal: HashSet::new(),
             last_now: now,
+            ready_lost_at: None,
         })
     }
 
@@ -457,7 +462,7 @@ impl Endpoint {
         // Refused while setting up (a second single instance, an unconfigured mesh): a reconnect
         // will not change that. Refused later (a publish to a missing exchange): start the
         // channel over; the request that caused it has failed.
-        let permanent = by_peer
+        let refused = by_peer
             && self.phase == Phase::Starting
             && matches!(
                 reply_code,
@@ -465,7 +470,24 @@ impl Endpoint {
                     | amqp::reply_code::NOT_FOUND
                     | amqp::reply_code::RESOURCE_LOCKED
             );
-        if permanent {
+        // Except an exclusive queue or consumer refused soon after a lost connection: most
+        // likely that connection still holds it — a socket that went silent (a partition, a
+        // NAT that forgot it) is only let go when the broker's heartbeat timer gives up on it.
+        // Try again, with backoff, until that must have happened.
+        if refused && reply_code != amqp::reply_code::NOT_FOUND && self.within_ghost_grace() {
+            // Politely: the broker may free this connection before the socket goes.
+            let _ = self.conn.close(200, "Normal shutdown");
+            self.phase = Phase::Disconnected;
+            self.events.push_back(Event::Disconnected {
+                error: NuropbError::new(
+                    ErrorKind::Transport,
+                    format!(
+                        "the broker still holds this endpoint's previous connection: \
+                         {reply_code} {reply_text}"
+                    ),
+                ),
+            });
+        } else if refused {
             let hint = if reply_code == amqp::reply_code::NOT_FOUND {
                 " (is the mesh configured? see configure_mesh)"
             } else {
@@ -481,7 +503,26 @@ impl Endpoint {
         }
     }
 
+    /// Whether a connection on which the endpoint was ready went so recently that the broker may
+    /// not have let it go yet: within two of its heartbeat intervals (60 s when this endpoint
+    /// asks for none — RabbitMQ's default) and half a minute.
+    fn within_ghost_grace(&self) -> bool {
+        let heartbeat = match self.amqp_config.heartbeat {
+            0 => 60,
+            h => u64::from(h),
+        };
+        let grace = Duration::from_secs(2 * heartbeat + 30);
+        self.ready_lost_at
+            .is_some_and(|lost| self.last_now.saturating_duration_since(lost) < grace)
+    }
+
     fn on_closed(&mut self, reply_code: u16, reply_text: String, error: Option<ConnectionError>) {
+        if self.phase == Phase::Disconnected {
+            return; // given up on already, and said so
+        }
+        if self.phase == Phase::Ready {
+            self.ready_lost_at = Some(self.last_now);
+        }
         let was_closing = self.phase == Phase::Closing;
         self.channel = None;
         let reason = match &error {
