@@ -104,3 +104,4 @@ pub fn url(settings: &ConnectionSettings) -> String {
 }
 
 pub mod broker;
+pub mod proxy;

@@ -1,0 +1,89 @@
+//! A TCP proxy in front of the broker that can cut the way back: what the broker sends on the
+//! connections open at the cut is dropped, and when their clients give up, the broker is not
+//! told — it keeps a half-open connection until its own heartbeat timer gives up on it, as when
+//! a link, a NAT or a firewall fails silently. Connections made after the cut pass normally.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The proxy; it runs until the test's runtime ends.
+pub struct Proxy {
+    /// The port it listens on, at 127.0.0.1.
+    pub port: u16,
+    accepted: Arc<AtomicUsize>,
+    /// The cut flag of each connection made so far.
+    open: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
+}
+
+impl Proxy {
+    /// Listens on a free port of 127.0.0.1 and forwards to `host:port`.
+    pub async fn start(host: &str, port: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let proxy = Proxy {
+            port: listener.local_addr().expect("bound").port(),
+            accepted: Arc::new(AtomicUsize::new(0)),
+            open: Arc::new(Mutex::new(Vec::new())),
+        };
+        let (accepted, open, upstream) = (
+            proxy.accepted.clone(),
+            proxy.open.clone(),
+            (host.to_owned(), port),
+        );
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(broker) = TcpStream::connect((upstream.0.as_str(), upstream.1)).await else {
+                    continue;
+                };
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let cut = Arc::new(AtomicBool::new(false));
+                open.lock().unwrap().push(cut.clone());
+                let (client_read, client_write) = client.into_split();
+                let (broker_read, broker_write) = broker.into_split();
+                tokio::spawn(pipe(client_read, broker_write, cut.clone(), false));
+                tokio::spawn(pipe(broker_read, client_write, cut, true));
+            }
+        });
+        proxy
+    }
+
+    /// Cuts the way back on every connection made so far.
+    pub fn cut(&self) {
+        for cut in self.open.lock().unwrap().iter() {
+            cut.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// How many connections it has made to the broker.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// Copies `from` to `to`. Once `cut`, bytes on the way back are dropped, and the end of either
+/// side is kept from the other: the writing half stays open, silent, for ever.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    cut: Arc<AtomicBool>,
+    way_back: bool,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = from.read(&mut buf).await.unwrap_or(0);
+        if n == 0 {
+            if cut.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            let _ = to.shutdown().await;
+            return;
+        }
+        if way_back && cut.load(Ordering::SeqCst) {
+            continue;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
