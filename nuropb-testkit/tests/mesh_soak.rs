@@ -1,14 +1,15 @@
 //! A seeded soak of the mesh with faults: two service instances and two clients trade requests,
 //! commands and events over links with random latency and split chunks, while connections
-//! drop, the broker restarts, channels and connections are closed by force and the service
-//! queue is deleted. After each run the invariants must hold:
+//! drop or go silent, the broker restarts, channels and connections are closed by force and the
+//! service queue is deleted. After each run the invariants must hold:
 //!
 //! - every request resolves exactly once, and a result carries the token its own caller sent
 //!   (no response reaches the wrong caller);
 //! - every delivery is acked, nacked or rejected exactly once (the tap: no settlement of a tag
 //!   that is not outstanding, none left unsettled);
 //! - no message is requeued for call-again more than once;
-//! - every endpoint's tables are empty once the mesh is quiet (no unbounded growth);
+//! - every endpoint is back and ready once the mesh is quiet, and its tables are empty (no
+//!   unbounded growth);
 //! - a completion is only ever refused as stale (after a reconnect).
 //!
 //! 1,000 seeds by default, in four shards that run in parallel. `NUROPB_SIM_SEEDS=<n>` runs `n`
@@ -19,7 +20,7 @@ mod mesh_support;
 use mesh_support::{SVC, private_key};
 use nuropb_proto::describe::{MethodSpec, ServiceSpec};
 use nuropb_proto::mesh::{
-    CompleteError, EndpointConfig, EventSpec, Outcome, OutgoingEvent, Request, RequestId,
+    CompleteError, EndpointConfig, EventSpec, Outcome, OutgoingEvent, Phase, Request, RequestId,
     ServiceConfig,
 };
 use nuropb_proto::{ErrorKind, NuropbError};
@@ -226,9 +227,12 @@ fn soak(seed: u64) -> Summary {
 
 fn inject(sim: &mut Sim, rng: &mut SmallRng, all: &[NodeId]) {
     let node = all[rng.random_range(0..all.len())];
-    match rng.random_range(0..6) {
+    match rng.random_range(0..7) {
         0 | 1 => {
             sim.drop_connection(node);
+        }
+        5 => {
+            sim.partition(node);
         }
         2 => {
             sim.force_close(
@@ -289,6 +293,13 @@ fn check(sim: &Sim, sent: &[Sent], all: &[NodeId]) {
             "{}: {:?}",
             sim.name(node),
             record.complete_errors
+        );
+        assert_eq!(
+            sim.endpoint(node).phase(),
+            Phase::Ready,
+            "{}: every participant comes back ({:?})",
+            sim.name(node),
+            record.stopped
         );
         let footprint = sim.endpoint(node).footprint();
         assert!(footprint.is_idle(), "{}: {footprint:?}", sim.name(node));

@@ -118,7 +118,7 @@ impl Sim {
     }
 
     /// Runs until the mesh is quiet: no bytes on any link, no handler running, no reconnect
-    /// waiting — only timers (heartbeats, deadlines) left. Panics (with the seed) if that takes
+    /// waiting, no partition still to be found out — only timers (heartbeats, deadlines) left. Panics (with the seed) if that takes
     /// more than an hour of simulated time or the step bound.
     pub fn settle(&mut self) {
         // What the test just did (a request, a fault) is not visible until a step has run.
@@ -136,13 +136,16 @@ impl Sim {
                         .as_ref()
                         .is_none_or(|l| l.up.is_empty() && l.down.is_empty() && !l.broker_done)
                     && match &n.peer {
-                        Peer::Endpoint(e) => !matches!(
-                            e.endpoint.phase(),
-                            Phase::Connecting | Phase::Starting | Phase::Closing
-                        ),
+                        // Ready without a socket: cut off, and not yet aware of it.
+                        Peer::Endpoint(e) => match e.endpoint.phase() {
+                            Phase::Connecting | Phase::Starting | Phase::Closing => false,
+                            Phase::Ready => n.link.is_some(),
+                            Phase::Disconnected | Phase::Stopped => true,
+                        },
                         Peer::Client(_) => true,
                     }
             })
+            && self.unreachable.is_empty()
             && self.broker.connections_to_service().is_empty()
             && self.down_until.is_none_or(|t| t <= self.now)
     }
