@@ -49,7 +49,9 @@ pub enum Event {
     },
     /// The broker paused (`true`) or resumed (`false`) reading from this connection.
     Blocked(bool),
-    /// The connection ended; reconnect after
+    /// The connection ended — or the broker refused this endpoint's exclusive queue or consumer
+    /// soon after a lost connection, which it may still hold (see [`Event::Stopped`]); reconnect
+    /// after
     /// [`Endpoint::reconnect_delay`](crate::mesh::Endpoint::reconnect_delay) with
     /// [`Endpoint::reconnect`](crate::mesh::Endpoint::reconnect). Requests in flight have had their
     /// responses (errors); requests made from now on wait for the connection, up to their deadline.
@@ -60,6 +62,11 @@ pub enum Event {
     /// The endpoint stopped for good: closed on request, or refused in a way a reconnect will not
     /// change (bad credentials, unknown virtual host, a second instance of a single-instance
     /// participant, a mesh that is not configured). Always the last event.
+    ///
+    /// An exclusive queue or consumer refused within two heartbeat intervals and 30 s of losing
+    /// a connection on which the endpoint was ready is not yet taken for a second instance: a
+    /// connection that went silent is only let go when the broker's heartbeat timer gives up on
+    /// it, so until then the endpoint reconnects with backoff ([`Event::Disconnected`]).
     Stopped {
         /// Why, unless it was [`Endpoint::close`](crate::mesh::Endpoint::close).
         error: Option<NuropbError>,
