@@ -45,6 +45,20 @@ fn echo(m: &mut Mesh) -> serde_json::Value {
     ok_of(m.sim.response(m.client, id))
 }
 
+/// Each request failed as one lost with its connection: it may or may not have been handled.
+fn assert_lost_with_the_connection(m: &Mesh, ids: &[RequestId]) {
+    for id in ids {
+        let error = error_of(m.sim.response(m.client, *id));
+        assert_eq!(error.kind, ErrorKind::Transport, "{error:?}");
+        assert!(
+            error
+                .description
+                .contains("may or may not have been handled"),
+            "{error:?}"
+        );
+    }
+}
+
 fn assert_no_violation(m: &Mesh) {
     let tap = m.sim.tap().unwrap();
     assert_eq!(tap.violations(), &[] as &[String]);
@@ -58,15 +72,7 @@ fn a_client_that_loses_its_connection_fails_its_requests_at_once_and_recovers() 
     m.sim.run_for(Duration::from_millis(1));
     assert!(m.sim.drop_connection(m.client));
     resolve_all(&mut m, &ids, Duration::ZERO);
-    for id in &ids {
-        let error = error_of(m.sim.response(m.client, *id));
-        assert_eq!(error.kind, ErrorKind::Transport, "{error:?}");
-        assert!(
-            error
-                .description
-                .contains("may or may not have been handled")
-        );
-    }
+    assert_lost_with_the_connection(&m, &ids);
     let client = m.client;
     m.sim
         .run_until("the client is back", T, |s| s.record(client).readies == 2);
@@ -122,16 +128,7 @@ fn a_client_cut_off_without_a_word_finds_out_by_heartbeat_and_recovers() {
         (Duration::from_secs(60)..=Duration::from_secs(121)).contains(&waited),
         "found out by the heartbeat timer, not at once and not late: {waited:?}"
     );
-    for id in &ids {
-        let error = error_of(m.sim.response(m.client, *id));
-        assert_eq!(error.kind, ErrorKind::Transport, "{error:?}");
-        assert!(
-            error
-                .description
-                .contains("may or may not have been handled"),
-            "{error:?}"
-        );
-    }
+    assert_lost_with_the_connection(&m, &ids);
     let client = m.client;
     m.sim
         .run_until("the client is back", T, |s| s.record(client).readies == 2);

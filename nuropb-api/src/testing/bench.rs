@@ -272,30 +272,23 @@ fn python_url() -> String {
 }
 
 /// Python NuroPb 0.1.8 (`interop/python_bench.py`) in the same scenario, client and service each
-/// in its own process: `args` are the client's role and counts.
-fn python(prefetch: u16, args: &[String]) -> Figures {
-    let python = crate::testing::interop::python();
-    let script = crate::testing::interop::script("python_bench.py");
+/// in its own process: the client's `role` (`requests` or `events`) and its counts.
+fn python(prefetch: u16, role: &str, counts: &[usize]) -> Figures {
+    use crate::testing::interop::{python, run_script, script};
+    let url = python_url();
     let service = ServiceProcess::spawn(
-        Command::new(&python)
-            .arg(&script)
-            .args(["service", &python_url(), &prefetch.to_string()]),
+        Command::new(python()).arg(script("python_bench.py")).args([
+            "service",
+            &url,
+            &prefetch.to_string(),
+        ]),
         r#"{"ready": true}"#,
     );
-    let output = Command::new(&python)
-        .arg(&script)
-        .arg(&args[0])
-        .arg(python_url())
-        .arg(service.pid())
-        .args(&args[1..])
-        .output()
-        .expect("run the Python bench client");
-    assert!(
-        output.status.success(),
-        "the Python bench client failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let out: Value = serde_json::from_slice(&output.stdout).expect("JSON from the Python client");
+    let pid = service.pid();
+    let counts: Vec<String> = counts.iter().map(ToString::to_string).collect();
+    let mut args = vec![role, url.as_str(), pid.as_str()];
+    args.extend(counts.iter().map(String::as_str));
+    let out = run_script("python_bench.py", &args);
     let elapsed = out["elapsed"].as_f64().expect("elapsed");
     let cpu = |i: usize| out["cpu"][i].as_f64().expect("cpu seconds");
     let latencies: Option<Vec<Duration>> = out["latencies"].as_array().map(|l| {
@@ -306,7 +299,7 @@ fn python(prefetch: u16, args: &[String]) -> Figures {
     });
     let n = match &latencies {
         Some(l) => l.len() as f64,
-        None => args[1].parse().expect("a count"),
+        None => counts[0].parse().expect("a count"),
     };
     Figures {
         rate: n / elapsed,
@@ -404,13 +397,10 @@ pub fn run(runtimes: &[BenchRuntime]) {
         let figures = match scenario {
             Scenario::Requests(outstanding, total) => python(
                 outstanding as u16,
-                &[
-                    "requests".into(),
-                    outstanding.to_string(),
-                    (total * scale).to_string(),
-                ],
+                "requests",
+                &[outstanding, total * scale],
             ),
-            Scenario::Events(total) => python(256, &["events".into(), (total * scale).to_string()]),
+            Scenario::Events(total) => python(256, "events", &[total * scale]),
         };
         report("python", label, &figures);
     }

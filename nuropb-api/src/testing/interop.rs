@@ -59,21 +59,31 @@ pub fn script(name: &str) -> PathBuf {
     workspace().join("interop").join(name)
 }
 
+/// Runs the script `interop/{name}` with `args` under [`python`] (blocking) and reads the one
+/// JSON document it prints; panics, with what it wrote to stderr, when it fails.
+pub fn run_script(name: &str, args: &[&str]) -> Value {
+    let output = Command::new(python())
+        .arg(script(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
+    assert!(
+        output.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{name} printed no JSON document: {e}"))
+}
+
 /// Runs `interop/python_client.py` against the service `service` at `url` (blocking): every
 /// ServiceExample method, describe, encrypted calls (`repeat` more at once), a command and an
 /// event on `topic`. Returns what it printed.
 pub fn run_python_client(url: &str, service: &str, topic: &str, repeat: usize) -> Value {
-    let output = Command::new(python())
-        .arg(script("python_client.py"))
-        .args([url, service, topic, &repeat.to_string()])
-        .output()
-        .expect("run the Python client");
-    assert!(
-        output.status.success(),
-        "the Python client failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("JSON from the Python client")
+    run_script(
+        "python_client.py",
+        &[url, service, topic, &repeat.to_string()],
+    )
 }
 
 /// Checks what the Python client saw of a Rust `service_example` named `test_service`: the same
