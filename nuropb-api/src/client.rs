@@ -1,5 +1,6 @@
 //! The handle to a running endpoint: request, command, publish, describe, shut down.
 
+use crate::backlog::Backlog;
 use crate::driver::Order;
 use futures_channel::{mpsc, oneshot};
 use nuropb_proto::describe::ServiceDescription;
@@ -20,6 +21,7 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Client {
     pub(crate) commands: mpsc::UnboundedSender<Order>,
+    pub(crate) backlog: Arc<Backlog>,
     pub(crate) ids: Arc<CorrelationIds>,
     pub(crate) descriptions: Arc<Mutex<HashMap<String, ServiceDescription>>>,
     pub(crate) name: String,
@@ -122,7 +124,8 @@ impl Client {
 
     /// Sends a command (no response) and returns its correlation id at once, as Python's
     /// `command` does: it goes out with the next write (or when the endpoint reconnects, within
-    /// the request's timeout). An unroutable command is logged as not delivered.
+    /// the request's timeout). An unroutable command is logged as not delivered. Refused with a
+    /// `NuropbTransportError` while the [`SendLimits`](crate::SendLimits) are reached.
     pub fn command(&self, mut request: Request) -> Result<String, NuropbError> {
         check_short("service", &request.service)?;
         let correlation_id = request
@@ -130,14 +133,30 @@ impl Client {
             .clone()
             .unwrap_or_else(|| self.ids.next());
         request.correlation_id = Some(correlation_id.clone());
-        self.commands
-            .unbounded_send(Order::Send(request))
-            .map_err(|_| stopped())?;
+        self.queue(Order::Send(request))?;
         Ok(correlation_id)
     }
 
+    /// Queues a command or an event for the driver, within the [`SendLimits`](crate::SendLimits).
+    fn queue(&self, order: Order) -> Result<(), NuropbError> {
+        self.backlog.admit()?;
+        self.commands.unbounded_send(order).map_err(|_| {
+            self.backlog.release();
+            stopped()
+        })
+    }
+
+    /// How many commands and events wait to be sent, and how many bytes the connection has
+    /// still to write: what [`Client::command`] and [`Client::publish_event`] are refused past
+    /// (see [`SendLimits`](crate::SendLimits)). A publisher that would rather wait than be refused
+    /// can pace itself on it.
+    pub fn unsent(&self) -> (usize, usize) {
+        self.backlog.levels()
+    }
+
     /// Publishes `event` on `topic` and returns its correlation id at once, as Python's
-    /// `publish_event` does.
+    /// `publish_event` does. Refused with a `NuropbTransportError` while the
+    /// [`SendLimits`](crate::SendLimits) are reached.
     pub fn publish_event(
         &self,
         topic: &str,
@@ -153,9 +172,7 @@ impl Client {
             .context(context)
             .correlation_id(correlation_id.clone());
         outgoing.trace_id = trace_id;
-        self.commands
-            .unbounded_send(Order::Publish(outgoing))
-            .map_err(|_| stopped())?;
+        self.queue(Order::Publish(outgoing))?;
         Ok(correlation_id)
     }
 

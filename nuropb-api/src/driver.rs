@@ -6,6 +6,7 @@
 //! everything the endpoint has to send in one go. Handlers are polled once in place and only
 //! spawned as tasks when they have to wait, so a quick handler costs no task switch.
 
+use crate::backlog::Backlog;
 use crate::context::{CallContext, take_events};
 use crate::runtime::{BoxFuture, Runtime, Stream, Target};
 use crate::service::{AuthorizeFn, EventFn, HandlerFn};
@@ -72,6 +73,9 @@ pub(crate) struct Driver {
     endpoint: Endpoint,
     handlers: Option<Arc<Handlers>>,
     commands: mpsc::UnboundedReceiver<Order>,
+    /// The count of queued commands and events, and of bytes not yet written, that the handles
+    /// refuse more past.
+    backlog: Arc<Backlog>,
     commands_open: bool,
     completions_tx: mpsc::UnboundedSender<Completion>,
     completions_rx: mpsc::UnboundedReceiver<Completion>,
@@ -96,7 +100,7 @@ impl Driver {
         target: Target,
         endpoint: Endpoint,
         handlers: Option<Arc<Handlers>>,
-        commands: mpsc::UnboundedReceiver<Order>,
+        (commands, backlog): (mpsc::UnboundedReceiver<Order>, Arc<Backlog>),
         ready: oneshot::Sender<Result<(), NuropbError>>,
     ) -> Driver {
         let (completions_tx, completions_rx) = mpsc::unbounded();
@@ -108,6 +112,7 @@ impl Driver {
             endpoint,
             handlers,
             commands,
+            backlog,
             commands_open: true,
             completions_tx,
             completions_rx,
@@ -137,6 +142,8 @@ impl Driver {
         progress |= self.poll_timer(cx);
         self.dispatch();
         progress |= self.poll_write(cx);
+        self.backlog
+            .set_unwritten(self.write_buf.len() - self.written + self.endpoint.pending_output());
         progress
     }
 
@@ -229,11 +236,13 @@ impl Driver {
                 }
             }
             Order::Send(request) => {
+                self.backlog.release();
                 if let Err(error) = self.endpoint.command(request, now) {
                     tracing::warn!(%error, "command not sent");
                 }
             }
             Order::Publish(event) => {
+                self.backlog.release();
                 if let Err(error) = self.endpoint.publish_event(event, now) {
                     tracing::warn!(%error, "event not published");
                 }
@@ -623,7 +632,10 @@ impl Driver {
         while let Ok(command) = self.commands.try_recv() {
             let _ = match command {
                 Order::Request(_, reply) => reply.send(Err(error.clone())).is_ok(),
-                Order::Send(_) | Order::Publish(_) => true,
+                Order::Send(_) | Order::Publish(_) => {
+                    self.backlog.release();
+                    true
+                }
                 Order::Describe(_, reply) => reply.send(Err(error.clone())).is_ok(),
                 Order::ConfigureMesh(reply) => reply.send(Err(error.clone())).is_ok(),
                 Order::Shutdown(_, reply) => reply.send(()).is_ok(),

@@ -11,6 +11,7 @@
 //! - [`management`]: creating a virtual host through RabbitMQ's management API.
 #![forbid(unsafe_code)]
 
+mod backlog;
 pub mod client;
 pub mod context;
 mod driver;
@@ -24,6 +25,7 @@ pub mod settings;
 pub mod testing;
 pub mod tls;
 
+pub use backlog::SendLimits;
 pub use client::Client;
 pub use context::CallContext;
 pub use nuropb_proto::mesh::{EventSpec, IncomingEvent, MeshNames, Outcome, Request};
@@ -70,6 +72,7 @@ pub struct Connector {
     default_timeout: Duration,
     configure_mesh: bool,
     instance_id: Option<String>,
+    send_limits: SendLimits,
 }
 
 impl std::fmt::Debug for Connector {
@@ -91,6 +94,7 @@ impl Connector {
             default_timeout: Duration::from_secs(60),
             configure_mesh: false,
             instance_id: None,
+            send_limits: SendLimits::default(),
         }
     }
 
@@ -120,6 +124,14 @@ impl Connector {
     /// A fixed instance id for a client (a service takes its own from [`Service::instance_id`]).
     pub fn instance_id(mut self, id: impl Into<String>) -> Self {
         self.instance_id = Some(id.into());
+        self
+    }
+
+    /// How many commands and events may wait to be sent, and how many bytes to be written,
+    /// before [`Client::command`] and [`Client::publish_event`] refuse more (see
+    /// [`SendLimits`]).
+    pub fn send_limits(mut self, limits: SendLimits) -> Self {
+        self.send_limits = limits;
         self
     }
 
@@ -198,12 +210,13 @@ impl Connector {
         let endpoint = Endpoint::new(config, amqp, Instant::now(), unix)?;
         let (commands, receiver) = mpsc::unbounded();
         let (ready, started) = oneshot::channel();
+        let backlog = Arc::new(backlog::Backlog::new(self.send_limits));
         let driver = Driver::new(
             self.runtime.clone(),
             target,
             endpoint,
             handlers,
-            receiver,
+            (receiver, backlog.clone()),
             ready,
         );
         self.runtime.spawn(Box::pin(driver));
@@ -212,6 +225,7 @@ impl Connector {
         })??;
         let client = Client {
             commands,
+            backlog,
             ids: Arc::new(client::CorrelationIds::new()),
             descriptions: Arc::new(Mutex::new(HashMap::new())),
             name,

@@ -229,7 +229,18 @@ pub async fn events(bench: &BenchRuntime, total: u64) -> Figures {
     let before = events_seen(&client).await;
     let (client_cpu, service_cpu) = (cpu_seconds("self"), cpu_seconds(&service.pid()));
     let started = Instant::now();
+    // As fast as the connection writes: past half the send limits, let it catch up.
+    let limits = crate::SendLimits::default();
     for i in 0..total {
+        loop {
+            let (queued, unwritten) = client.unsent();
+            if queued < limits.messages / 2 && unwritten < limits.bytes / 2 {
+                break;
+            }
+            runtime
+                .sleep_until(Instant::now() + Duration::from_micros(200))
+                .await;
+        }
         client
             .publish_event(
                 "bench.tick",

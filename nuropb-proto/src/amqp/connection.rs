@@ -314,6 +314,12 @@ impl Connection {
         n
     }
 
+    /// How many bytes wait for [`Connection::poll_transmit`]: what a caller bounds when the
+    /// socket is slower than what it publishes.
+    pub fn pending_output(&self) -> usize {
+        self.inner.out.len()
+    }
+
     /// The next event, oldest first.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.inner.events.pop_front()

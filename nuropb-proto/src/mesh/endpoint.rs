@@ -281,6 +281,13 @@ impl Endpoint {
         }
     }
 
+    /// How many bytes wait for [`Endpoint::poll_transmit`] (settlements not yet written out
+    /// aside): with what the adapter has taken but not yet written, the backlog a publisher faster
+    /// than the socket builds up.
+    pub fn pending_output(&self) -> usize {
+        self.conn.pending_output()
+    }
+
     /// How many deliveries are being handled.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()

@@ -2,6 +2,9 @@
 //! connections open at the cut is dropped, and when their clients give up, the broker is not
 //! told — it keeps a half-open connection until its own heartbeat timer gives up on it, as when
 //! a link, a NAT or a firewall fails silently. Connections made after the cut pass normally.
+//!
+//! It can also pause the way there: it stops reading what clients send, so that their writes
+//! back up as they do when the broker is slower than a publisher, or has blocked it.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +18,8 @@ pub struct Proxy {
     accepted: Arc<AtomicUsize>,
     /// The cut flag of each connection made so far.
     open: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
+    /// While set, nothing is read from the clients.
+    paused: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -25,10 +30,12 @@ impl Proxy {
             port: listener.local_addr().expect("bound").port(),
             accepted: Arc::new(AtomicUsize::new(0)),
             open: Arc::new(Mutex::new(Vec::new())),
+            paused: Arc::new(AtomicBool::new(false)),
         };
-        let (accepted, open, upstream) = (
+        let (accepted, open, paused, upstream) = (
             proxy.accepted.clone(),
             proxy.open.clone(),
+            proxy.paused.clone(),
             (host.to_owned(), port),
         );
         tokio::spawn(async move {
@@ -41,8 +48,15 @@ impl Proxy {
                 open.lock().unwrap().push(cut.clone());
                 let (client_read, client_write) = client.into_split();
                 let (broker_read, broker_write) = broker.into_split();
-                tokio::spawn(pipe(client_read, broker_write, cut.clone(), false));
-                tokio::spawn(pipe(broker_read, client_write, cut, true));
+                let never = Arc::new(AtomicBool::new(false));
+                tokio::spawn(pipe(
+                    client_read,
+                    broker_write,
+                    cut.clone(),
+                    paused.clone(),
+                    false,
+                ));
+                tokio::spawn(pipe(broker_read, client_write, cut, never, true));
             }
         });
         proxy
@@ -55,22 +69,32 @@ impl Proxy {
         }
     }
 
+    /// Stops reading what the clients send (`true`), or reads on (`false`).
+    pub fn pause(&self, paused: bool) {
+        self.paused.store(paused, Ordering::SeqCst);
+    }
+
     /// How many connections it has made to the broker.
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
 }
 
-/// Copies `from` to `to`. Once `cut`, bytes on the way back are dropped, and the end of either
-/// side is kept from the other: the writing half stays open, silent, for ever.
+/// Copies `from` to `to`, reading nothing while `paused`. Once `cut`, bytes on the way back are
+/// dropped, and the end of either side is kept from the other: the writing half stays open,
+/// silent, for ever.
 async fn pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     cut: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
     way_back: bool,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
+        while paused.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         let n = from.read(&mut buf).await.unwrap_or(0);
         if n == 0 {
             if cut.load(Ordering::SeqCst) {

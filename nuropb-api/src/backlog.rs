@@ -1,0 +1,134 @@
+//! The bound on what a participant has taken on but not yet written to its socket.
+//!
+//! [`Client::command`](crate::Client::command) and
+//! [`Client::publish_event`](crate::Client::publish_event) return at once, as Python's do, so
+//! nothing else holds back a publisher that is faster than the broker takes its messages (or one
+//! whose connection the broker has blocked). The handles count the commands and events they
+//! queue for the connection driver, the driver reports the bytes it has not yet written, and
+//! past either limit the handles refuse more with a `NuropbTransportError` rather than queue
+//! without end.
+
+use nuropb_proto::{ErrorKind, NuropbError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Limits on commands and events not yet written to the socket; give them to
+/// [`Connector::send_limits`](crate::Connector::send_limits).
+///
+/// ```
+/// use nuropb_api::SendLimits;
+///
+/// let limits = SendLimits { messages: 10_000, ..SendLimits::default() };
+/// assert_eq!(limits.bytes, 16 << 20);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendLimits {
+    /// Commands and events queued for the connection driver, not yet taken by it.
+    pub messages: usize,
+    /// Bytes the driver has taken on but not yet written to the socket.
+    pub bytes: usize,
+}
+
+impl Default for SendLimits {
+    /// 65,536 messages, 16 MiB.
+    fn default() -> Self {
+        SendLimits {
+            messages: 65_536,
+            bytes: 16 << 20,
+        }
+    }
+}
+
+/// Shared by a participant's handles and its driver.
+#[derive(Debug)]
+pub(crate) struct Backlog {
+    limits: SendLimits,
+    queued: AtomicUsize,
+    unwritten: AtomicUsize,
+}
+
+impl Backlog {
+    pub(crate) fn new(limits: SendLimits) -> Self {
+        Backlog {
+            limits,
+            queued: AtomicUsize::new(0),
+            unwritten: AtomicUsize::new(0),
+        }
+    }
+
+    /// Takes a place for one more command or event; an error when none is left.
+    pub(crate) fn admit(&self) -> Result<(), NuropbError> {
+        let unwritten = self.unwritten.load(Ordering::Acquire);
+        if unwritten >= self.limits.bytes {
+            return Err(full(format!(
+                "{unwritten} bytes wait to be written already"
+            )));
+        }
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.limits.messages {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(full(format!(
+                "{} commands and events wait to be sent already",
+                self.limits.messages
+            )));
+        }
+        Ok(())
+    }
+
+    /// A command or event left the queue: taken by the driver, or never sent.
+    pub(crate) fn release(&self) {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The driver's count of bytes taken on and not yet written.
+    pub(crate) fn set_unwritten(&self, bytes: usize) {
+        self.unwritten.store(bytes, Ordering::Release);
+    }
+
+    /// Commands and events queued, and bytes not yet written.
+    pub(crate) fn levels(&self) -> (usize, usize) {
+        (
+            self.queued.load(Ordering::Acquire),
+            self.unwritten.load(Ordering::Acquire),
+        )
+    }
+}
+
+fn full(what: String) -> NuropbError {
+    NuropbError::new(
+        ErrorKind::Transport,
+        format!(
+            "not sent: {what} (the broker takes messages more slowly than they come, or has \
+             blocked the connection); try again once some are written"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_past_either_limit_and_takes_again_once_below() {
+        let backlog = Backlog::new(SendLimits {
+            messages: 2,
+            bytes: 100,
+        });
+        backlog.admit().unwrap();
+        backlog.admit().unwrap();
+        let error = backlog.admit().unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Transport);
+        assert!(
+            error.description.contains("2 commands and events"),
+            "{error}"
+        );
+        backlog.release();
+        backlog.admit().unwrap();
+        backlog.release();
+        backlog.release();
+        backlog.set_unwritten(100);
+        let error = backlog.admit().unwrap_err();
+        assert!(error.description.contains("100 bytes"), "{error}");
+        backlog.set_unwritten(99);
+        backlog.admit().unwrap();
+        assert_eq!(backlog.levels(), (1, 99));
+    }
+}

@@ -1,0 +1,102 @@
+//! A publisher faster than its connection: the broker stops taking what a client sends (a proxy
+//! stops reading, as RabbitMQ does when it blocks a publishing connection), the client's writes
+//! back up, and past its send limits `publish_event` is refused with a clear error instead of
+//! queueing without end. Once the way is free again everything accepted arrives, none lost, and
+//! publishing works again.
+
+mod support;
+
+use nuropb_tokio::{ErrorKind, SendLimits, Service};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use support::proxy::Proxy;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_faster_than_its_connection_is_refused_past_its_limits_and_loses_nothing() {
+    let settings = support::mesh("send-limits").await;
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = seen.clone();
+    let service = Service::new("sink")
+        .subscribe("flood.#")
+        .on_event(move |_event, _ctx| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Ok(()) }
+        });
+    let served = nuropb_tokio::connector(settings.clone())
+        .serve(service)
+        .await
+        .expect("the service connects");
+    let proxy = Proxy::start(&settings.host, settings.port()).await;
+    let mut through_proxy = settings.clone();
+    through_proxy.host = "127.0.0.1".into();
+    through_proxy.port = Some(proxy.port);
+    let limits = SendLimits {
+        messages: 5_000,
+        bytes: 1 << 20,
+    };
+    let client = nuropb_tokio::connector(through_proxy)
+        .send_limits(limits)
+        .client()
+        .await
+        .expect("the client connects through the proxy");
+
+    proxy.pause(true);
+    let event = json!({"payload": "x".repeat(200)});
+    let mut accepted = 0u64;
+    let refused = loop {
+        match client.publish_event("flood.one", &event, json!({}), None) {
+            Ok(_) => accepted += 1,
+            Err(error) => break error,
+        }
+        if accepted.is_multiple_of(500) {
+            // Let the driver write: the socket, not the queue, must fill first.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(
+            accepted < 1_000_000,
+            "never refused: the backlog is not bounded"
+        );
+    };
+    assert_eq!(refused.kind, ErrorKind::Transport, "{refused}");
+    // Refused at one limit or the other (the driver may have written a little since).
+    assert!(
+        refused.description.starts_with("not sent: ")
+            && (refused.description.contains("5000 commands and events")
+                || refused.description.contains("bytes wait to be written")),
+        "{refused}"
+    );
+    let (_, unwritten) = client.unsent();
+    assert!(unwritten < 4 * limits.bytes, "{unwritten} bytes held");
+
+    proxy.pause(false);
+    let arrived = async {
+        while seen.load(Ordering::SeqCst) < accepted {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), arrived)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} of {accepted} accepted events arrived",
+                seen.load(Ordering::SeqCst)
+            )
+        });
+    assert_eq!(client.unsent(), (0, 0));
+    client
+        .publish_event("flood.one", &event, json!({}), None)
+        .expect("accepted again once written");
+    let one_more = async {
+        while seen.load(Ordering::SeqCst) < accepted + 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), one_more)
+        .await
+        .expect("the next event arrives");
+    client.shutdown(Duration::from_secs(1)).await;
+    served.shutdown(Duration::from_secs(1)).await;
+    support::drop_mesh(&settings).await;
+}
