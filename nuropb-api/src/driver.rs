@@ -69,7 +69,12 @@ pub(crate) struct Driver {
     runtime: Arc<dyn Runtime>,
     /// The participant's name, for logs.
     name: String,
-    target: Target,
+    /// The broker's nodes, in the order they are tried (at least one).
+    targets: Vec<Target>,
+    /// The node connected to, or to be tried next.
+    node: usize,
+    /// Nodes that refused the first connection so far.
+    start_failures: usize,
     endpoint: Endpoint,
     handlers: Option<Arc<Handlers>>,
     commands: mpsc::UnboundedReceiver<Order>,
@@ -97,18 +102,20 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) fn new(
         runtime: Arc<dyn Runtime>,
-        target: Target,
+        targets: Vec<Target>,
         endpoint: Endpoint,
         handlers: Option<Arc<Handlers>>,
         (commands, backlog): (mpsc::UnboundedReceiver<Order>, Arc<Backlog>),
         ready: oneshot::Sender<Result<(), NuropbError>>,
     ) -> Driver {
         let (completions_tx, completions_rx) = mpsc::unbounded();
-        let connecting = Some(runtime.connect(target.clone()));
+        let connecting = targets.first().map(|t| runtime.connect(t.clone()));
         Driver {
             name: endpoint.config().name(),
             runtime,
-            target,
+            targets,
+            node: 0,
+            start_failures: 0,
             endpoint,
             handlers,
             commands,
@@ -158,21 +165,43 @@ impl Driver {
         match result {
             Ok(stream) => self.stream = Some(stream),
             Err(e) => {
-                tracing::warn!(target = %self.target.host, port = self.target.port, error = %e, "cannot connect to the broker");
-                if !self.ever_ready {
-                    self.fail_start(NuropbError::new(
-                        ErrorKind::Transport,
-                        format!(
-                            "cannot connect to {}:{}: {e}",
-                            self.target.host, self.target.port
-                        ),
-                    ));
-                } else {
+                let failed = &self.targets[self.node];
+                tracing::warn!(target = %failed.host, port = failed.port, error = %e, "cannot connect to the broker");
+                // The next node is tried next: at once while starting, after the backoff later.
+                self.node = (self.node + 1) % self.targets.len();
+                if self.ever_ready {
                     self.endpoint.handle_eof(Instant::now());
+                } else {
+                    self.start_failures += 1;
+                    if self.start_failures < self.targets.len() {
+                        self.connect();
+                    } else {
+                        self.fail_start(NuropbError::new(
+                            ErrorKind::Transport,
+                            format!("cannot connect to {}: {e}", self.node_list()),
+                        ));
+                    }
                 }
             }
         }
         true
+    }
+
+    /// Opens a socket to the current node.
+    fn connect(&mut self) {
+        let target = &self.targets[self.node];
+        tracing::info!(target = %target.host, port = target.port, "connecting");
+        self.connecting = Some(self.runtime.connect(target.clone()));
+    }
+
+    /// `host:port` of every node, for errors.
+    fn node_list(&self) -> String {
+        let nodes: Vec<String> = self
+            .targets
+            .iter()
+            .map(|t| format!("{}:{}", t.host, t.port))
+            .collect();
+        nodes.join(", ")
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
@@ -336,8 +365,7 @@ impl Driver {
         if self.reconnect_at.is_some_and(|at| at <= now) {
             self.reconnect_at = None;
             if self.endpoint.reconnect(now).is_ok() {
-                tracing::info!(target = %self.target.host, "reconnecting");
-                self.connecting = Some(self.runtime.connect(self.target.clone()));
+                self.connect();
             }
         }
         self.endpoint.handle_timeout(now);

@@ -197,7 +197,7 @@ impl Connector {
         config.configure_mesh_on_connect = self.configure_mesh;
         let name = config.name();
         let instance_id = config.instance_id.clone();
-        let target = self.settings.target()?;
+        let targets = self.settings.targets()?;
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -213,7 +213,7 @@ impl Connector {
         let backlog = Arc::new(backlog::Backlog::new(self.send_limits));
         let driver = Driver::new(
             self.runtime.clone(),
-            target,
+            targets,
             endpoint,
             handlers,
             (receiver, backlog.clone()),

@@ -45,21 +45,48 @@ fn perform(call: &HttpCall) -> Result<(u16, String), NuropbError> {
     Ok((status, body))
 }
 
-fn setup(settings: &ConnectionSettings) -> VhostSetup {
-    VhostSetup::new(
-        &settings.management_api(),
-        &settings.username,
-        &settings.password,
-        &settings.vhost,
-    )
+/// The management API of each of the cluster's nodes, in the order they are tried.
+fn setups(settings: &ConnectionSettings) -> impl Iterator<Item = VhostSetup> + '_ {
+    settings.nodes().map(|(host, port)| {
+        let node = ConnectionSettings {
+            host: host.to_owned(),
+            port: Some(port),
+            other_nodes: Vec::new(),
+            ..settings.clone()
+        };
+        VhostSetup::new(
+            &node.management_api(),
+            &settings.username,
+            &settings.password,
+            &settings.vhost,
+        )
+    })
 }
 
-/// Makes sure the vhost of `settings` exists; true when it was created. Blocking: run it on a
-/// thread where blocking is allowed.
+/// Makes `call` on the first node whose management API answers: that node's setup, the call
+/// made, and the answer.
+fn first_answer(
+    settings: &ConnectionSettings,
+    call: impl Fn(&VhostSetup) -> HttpCall,
+) -> Result<(VhostSetup, HttpCall, (u16, String)), NuropbError> {
+    let mut unanswered = Vec::new();
+    for setup in setups(settings) {
+        let made = call(&setup);
+        match perform(&made) {
+            Ok(answer) => return Ok((setup, made, answer)),
+            Err(e) => unanswered.push(e.description),
+        }
+    }
+    Err(NuropbError::new(
+        ErrorKind::Transport,
+        unanswered.join("; "),
+    ))
+}
+
+/// Makes sure the vhost of `settings` exists; true when it was created. Asks the first node
+/// whose management API answers. Blocking: run it on a thread where blocking is allowed.
 pub fn create_vhost_blocking(settings: &ConnectionSettings) -> Result<bool, NuropbError> {
-    let setup = setup(settings);
-    let list = setup.list();
-    let (status, body) = perform(&list)?;
+    let (setup, list, (status, body)) = first_answer(settings, VhostSetup::list)?;
     if status != 200 {
         return Err(http_error(&list, format!("status {status}: {body}")));
     }
@@ -75,10 +102,9 @@ pub fn create_vhost_blocking(settings: &ConnectionSettings) -> Result<bool, Nuro
 
 /// Deletes the vhost of `settings`; true when it existed. Blocking.
 pub fn delete_vhost_blocking(settings: &ConnectionSettings) -> Result<bool, NuropbError> {
-    let delete = setup(settings).delete();
-    match perform(&delete)? {
-        (200..=204, _) => Ok(true),
-        (404, _) => Ok(false),
-        (status, body) => Err(http_error(&delete, format!("status {status}: {body}"))),
+    match first_answer(settings, VhostSetup::delete)? {
+        (_, _, (200..=204, _)) => Ok(true),
+        (_, _, (404, _)) => Ok(false),
+        (_, delete, (status, body)) => Err(http_error(&delete, format!("status {status}: {body}"))),
     }
 }

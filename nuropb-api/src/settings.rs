@@ -48,6 +48,9 @@ pub struct ConnectionSettings {
     pub host: String,
     /// Broker port; 5671 with TLS, 5672 without, when `None`.
     pub port: Option<u16>,
+    /// Further nodes of a RabbitMQ cluster (host, port as for `port`): when a node cannot be
+    /// reached, the next is tried, in turn. In a URL: `amqp://user:pass@node1,node2:5673/vhost`.
+    pub other_nodes: Vec<(String, Option<u16>)>,
     /// Virtual host.
     pub vhost: String,
     /// User name.
@@ -66,6 +69,7 @@ impl Default for ConnectionSettings {
         ConnectionSettings {
             host: "127.0.0.1".to_owned(),
             port: None,
+            other_nodes: Vec::new(),
             vhost: "/".to_owned(),
             username: "guest".to_owned(),
             password: "guest".to_owned(),
@@ -90,13 +94,12 @@ impl fmt::Display for ConnectionSettings {
         } else {
             &self.vhost
         };
-        write!(
-            f,
-            "{scheme}://{}:***@{}:{}/{vhost}",
-            self.username,
-            self.host,
-            self.port()
-        )
+        write!(f, "{scheme}://{}:***@", self.username)?;
+        for (i, (host, port)) in self.nodes().enumerate() {
+            let comma = if i == 0 { "" } else { "," };
+            write!(f, "{comma}{host}:{port}")?;
+        }
+        write!(f, "/{vhost}")
     }
 }
 
@@ -108,6 +111,7 @@ impl ConnectionSettings {
         Ok(ConnectionSettings {
             host: parsed.host,
             port: parsed.port,
+            other_nodes: parsed.other_nodes,
             vhost: parsed.vhost,
             username: parsed.username,
             password: parsed.password,
@@ -118,8 +122,28 @@ impl ConnectionSettings {
 
     /// The port to connect to.
     pub fn port(&self) -> u16 {
-        self.port
-            .unwrap_or(if self.tls.is_some() { 5671 } else { 5672 })
+        self.port_or_default(self.port)
+    }
+
+    fn port_or_default(&self, port: Option<u16>) -> u16 {
+        port.unwrap_or(if self.tls.is_some() { 5671 } else { 5672 })
+    }
+
+    /// Every node to connect to, in the order they are tried: `host` first, then `other_nodes`.
+    ///
+    /// ```
+    /// use nuropb_api::ConnectionSettings;
+    /// let settings = ConnectionSettings::from_url("amqp://u:p@node1,node2:5673/v").unwrap();
+    /// let nodes: Vec<_> = settings.nodes().collect();
+    /// assert_eq!(nodes, [("node1", 5672), ("node2", 5673)]);
+    /// assert_eq!(settings.to_string(), "amqp://u:***@node1:5672,node2:5673/v");
+    /// ```
+    pub fn nodes(&self) -> impl Iterator<Item = (&str, u16)> {
+        std::iter::once((self.host.as_str(), self.port())).chain(
+            self.other_nodes
+                .iter()
+                .map(|(host, port)| (host.as_str(), self.port_or_default(*port))),
+        )
     }
 
     /// The settings with another virtual host.
@@ -136,6 +160,7 @@ impl ConnectionSettings {
             password: self.password.clone(),
             host: self.host.clone(),
             port: self.port,
+            other_nodes: Vec::new(),
             vhost: self.vhost.clone(),
         }
         .management_api()
@@ -148,16 +173,21 @@ impl ConnectionSettings {
         config
     }
 
-    /// Where to connect, with the TLS configuration built.
-    pub fn target(&self) -> Result<Target, NuropbError> {
-        Ok(Target {
-            host: self.host.clone(),
-            port: self.port(),
-            tls: match &self.tls {
-                Some(tls_settings) => Some(tls::client_config(tls_settings)?),
-                None => None,
-            },
-        })
+    /// Where to connect — every node, in the order they are tried — with the TLS configuration
+    /// built (once, shared by all).
+    pub fn targets(&self) -> Result<Vec<Target>, NuropbError> {
+        let tls = match &self.tls {
+            Some(tls_settings) => Some(tls::client_config(tls_settings)?),
+            None => None,
+        };
+        Ok(self
+            .nodes()
+            .map(|(host, port)| Target {
+                host: host.to_owned(),
+                port,
+                tls: tls.clone(),
+            })
+            .collect())
     }
 }
 

@@ -37,18 +37,33 @@ pub struct AmqpUrl {
     pub host: String,
     /// Port, if the URL names one.
     pub port: Option<u16>,
+    /// Further nodes of a cluster, with their ports if named: the URL's authority may list
+    /// several, `host1:5672,host2,host3:5673`, tried in turn.
+    pub other_nodes: Vec<(String, Option<u16>)>,
     /// Virtual host: the path's last segment, percent-decoded (`/` when absent).
     pub vhost: String,
 }
 
 impl AmqpUrl {
-    /// Parses `amqp[s]://[user[:password]@]host[:port][/vhost]`.
+    /// Parses `amqp[s]://[user[:password]@]host[:port][,host[:port]…][/vhost]`.
     ///
     /// ```
     /// use nuropb_proto::mesh::management::AmqpUrl;
     /// let url = AmqpUrl::parse("amqp://guest:secret@127.0.0.1:5672/nuropb-example").unwrap();
     /// assert_eq!((url.host.as_str(), url.port, url.vhost.as_str()), ("127.0.0.1", Some(5672), "nuropb-example"));
     /// assert_eq!(AmqpUrl::parse("amqps://h/%2f").unwrap().vhost, "/");
+    /// let cluster = AmqpUrl::parse("amqp://u:p@node1,node2:5673,[::1]:5674,[::2]/v").unwrap();
+    /// assert_eq!((cluster.host.as_str(), cluster.port), ("node1", None));
+    /// assert_eq!(
+    ///     cluster.other_nodes,
+    ///     [
+    ///         ("node2".to_owned(), Some(5673)),
+    ///         ("[::1]".to_owned(), Some(5674)),
+    ///         ("[::2]".to_owned(), None),
+    ///     ]
+    /// );
+    /// assert!(AmqpUrl::parse("amqp://u:p@node1,/v").is_err());
+    /// assert!(AmqpUrl::parse("amqp://u:p@node1:x/v").is_err());
     /// ```
     pub fn parse(url: &str) -> Result<AmqpUrl, UrlError> {
         let bad = || UrlError(redact(url));
@@ -74,15 +89,11 @@ impl AmqpUrl {
                 )
             }
         };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
-                (h.to_owned(), Some(p.parse().map_err(|_| bad())?))
-            }
-            _ => (hostport.to_owned(), None),
-        };
-        if host.is_empty() {
-            return Err(bad());
-        }
+        let mut nodes = hostport
+            .split(',')
+            .map(|node| host_port(node).ok_or_else(bad));
+        let (host, port) = nodes.next().ok_or_else(bad)??;
+        let other_nodes = nodes.collect::<Result<Vec<_>, _>>()?;
         let vhost = match path.rsplit('/').next() {
             None | Some("") => "/".to_owned(),
             Some(segment) => {
@@ -95,6 +106,7 @@ impl AmqpUrl {
             password,
             host,
             port,
+            other_nodes,
             vhost,
         })
     }
@@ -122,6 +134,24 @@ impl AmqpUrl {
         };
         format!("{scheme}://{}:{port}/api", self.host)
     }
+}
+
+/// `host[:port]` (an IPv6 address in brackets); `None` when the host is empty or the port is not
+/// a number.
+fn host_port(node: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = if node.starts_with('[') {
+        let (host, rest) = node.split_at(node.find(']')? + 1);
+        match rest {
+            "" => (host, None),
+            _ => (host, Some(rest.strip_prefix(':')?.parse().ok()?)),
+        }
+    } else {
+        match node.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port.parse().ok()?)),
+            None => (node, None),
+        }
+    };
+    (!host.is_empty()).then(|| (host.to_owned(), port))
 }
 
 /// The URL with its password replaced by `***`, for logs and errors.

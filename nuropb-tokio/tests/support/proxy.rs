@@ -4,7 +4,8 @@
 //! a link, a NAT or a firewall fails silently. Connections made after the cut pass normally.
 //!
 //! It can also pause the way there: it stops reading what clients send, so that their writes
-//! back up as they do when the broker is slower than a publisher, or has blocked it.
+//! back up as they do when the broker is slower than a publisher, or has blocked it. And it can
+//! die, as a cluster node does: its connections reset, new ones refused.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,8 @@ pub struct Proxy {
     open: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
     /// While set, nothing is read from the clients.
     paused: Arc<AtomicBool>,
+    /// Its tasks: the listener's and each connection's two.
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Proxy {
@@ -31,14 +34,16 @@ impl Proxy {
             accepted: Arc::new(AtomicUsize::new(0)),
             open: Arc::new(Mutex::new(Vec::new())),
             paused: Arc::new(AtomicBool::new(false)),
+            tasks: Arc::new(Mutex::new(Vec::new())),
         };
-        let (accepted, open, paused, upstream) = (
+        let (accepted, open, paused, tasks, upstream) = (
             proxy.accepted.clone(),
             proxy.open.clone(),
             proxy.paused.clone(),
+            proxy.tasks.clone(),
             (host.to_owned(), port),
         );
-        tokio::spawn(async move {
+        let listening = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(broker) = TcpStream::connect((upstream.0.as_str(), upstream.1)).await else {
                     continue;
@@ -49,17 +54,26 @@ impl Proxy {
                 let (client_read, client_write) = client.into_split();
                 let (broker_read, broker_write) = broker.into_split();
                 let never = Arc::new(AtomicBool::new(false));
-                tokio::spawn(pipe(
+                let there = tokio::spawn(pipe(
                     client_read,
                     broker_write,
                     cut.clone(),
                     paused.clone(),
                     false,
                 ));
-                tokio::spawn(pipe(broker_read, client_write, cut, never, true));
+                let back = tokio::spawn(pipe(broker_read, client_write, cut, never, true));
+                tasks.lock().unwrap().extend([there, back]);
             }
         });
+        proxy.tasks.lock().unwrap().push(listening);
         proxy
+    }
+
+    /// Dies: every connection through it is dropped at once, and new ones are refused.
+    pub fn kill(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
     }
 
     /// Cuts the way back on every connection made so far.
