@@ -489,3 +489,43 @@ fn an_idle_mesh_keeps_its_connections_with_heartbeats() {
     assert!(m.sim.record(m.client).disconnects.is_empty());
     assert_eq!(echo(&mut m), json!({"after": "fault"}));
 }
+
+#[test]
+fn a_service_queue_declared_otherwise_is_retried_after_the_backoff_until_put_right() {
+    // Another participant (an older deployment, a Python service with other mesh names)
+    // declared the service queue with other arguments: the broker refuses the declaration with
+    // 406 PRECONDITION_FAILED. Starting over at once would repeat it in a tight loop (as it did);
+    // the endpoint says why and tries again after its backoff, until an operator deletes the
+    // queue.
+    let mut sim = nuropb_testkit::sim::Sim::new(415, SimConfig::default());
+    let raw = raw_client(&mut sim, "raw");
+    sim.client(raw)
+        .queue_declare(
+            1,
+            &nuropb_proto::amqp::QueueDeclare {
+                durable: true,
+                ..nuropb_proto::amqp::QueueDeclare::new("nuropb-svc-sq")
+            },
+        )
+        .unwrap();
+    sim.run_for(Duration::from_millis(10));
+    let service = sim.add_endpoint("svc", service_config("svc1", 415), Some(handler()));
+    sim.run_for(Duration::from_secs(120));
+    let record = sim.record(service);
+    assert_eq!(record.readies, 0);
+    assert_eq!(record.stopped, None);
+    let tries = record.disconnects.len();
+    assert!((3..=15).contains(&tries), "{tries} tries in two minutes");
+    let error = &record.disconnects[0];
+    assert_eq!(error.kind, ErrorKind::Transport);
+    assert!(
+        error.description.contains("406")
+            && error.description.contains("x-dead-letter-exchange")
+            && error.description.contains("declared otherwise"),
+        "{error:?}"
+    );
+    assert!(sim.delete_queue("/", "nuropb-svc-sq"));
+    sim.run_until("the service starts once the queue is gone", T, |s| {
+        s.record(service).readies == 1
+    });
+}

@@ -1,5 +1,5 @@
-//! Reconnecting on the machine's RabbitMQ (NUROPB_TEST_AMQP_URL, default 127.0.0.1:5672). The
-//! scenarios every adapter runs are in `suite.rs`.
+//! Reconnecting and being refused on the machine's RabbitMQ (NUROPB_TEST_AMQP_URL, default
+//! 127.0.0.1:5672). The scenarios every adapter runs are in `suite.rs`.
 
 mod support;
 
@@ -56,5 +56,31 @@ async fn every_request_resolves_when_the_broker_closes_the_service_connection() 
     assert!(served_again, "the service did not come back");
     client.shutdown(Duration::from_secs(1)).await;
     served.shutdown(Duration::from_secs(1)).await;
+    support::drop_mesh(&settings).await;
+}
+
+#[tokio::test]
+async fn a_service_whose_queue_was_declared_otherwise_is_refused_with_the_reason_at_once() {
+    let settings = mesh("declared-otherwise").await;
+    // Another participant declared the service queue without NuroPb's dead-letter argument.
+    let declare = "import pika, sys\n\
+        c = pika.BlockingConnection(pika.URLParameters(sys.argv[1]))\n\
+        c.channel().queue_declare('nuropb-otherwise-sq', durable=True)\n\
+        c.close()";
+    let status = std::process::Command::new(nuropb_tokio::testing::interop::python())
+        .args(["-c", declare, &support::url(&settings)])
+        .status()
+        .expect("run Python with pika (nuropb's own dependency)");
+    assert!(status.success(), "pika declared the queue");
+    let started = std::time::Instant::now();
+    let error = nuropb_tokio::connector(settings.clone())
+        .serve(Service::new("otherwise"))
+        .await
+        .expect_err("RabbitMQ refuses the declaration");
+    assert!(
+        error.description.contains("406") && error.description.contains("declared otherwise"),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "at once");
     support::drop_mesh(&settings).await;
 }

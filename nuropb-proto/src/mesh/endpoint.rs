@@ -464,50 +464,63 @@ impl Endpoint {
     }
 
     fn on_channel_closed(&mut self, reply_code: u16, reply_text: String, by_peer: bool) {
+        use amqp::reply_code::{ACCESS_REFUSED, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED};
         self.channel = None;
         self.lose_channel(&format!("channel closed: {reply_code} {reply_text}"));
-        // Refused while setting up (a second single instance, an unconfigured mesh): a reconnect
-        // will not change that. Refused later (a publish to a missing exchange): start the
-        // channel over; the request that caused it has failed.
-        let refused = by_peer
-            && self.phase == Phase::Starting
-            && matches!(
-                reply_code,
-                amqp::reply_code::ACCESS_REFUSED
-                    | amqp::reply_code::NOT_FOUND
-                    | amqp::reply_code::RESOURCE_LOCKED
-            );
-        // Except an exclusive queue or consumer refused soon after a lost connection: most
-        // likely that connection still holds it — a socket that went silent (a partition, a
-        // NAT that forgot it) is only let go when the broker's heartbeat timer gives up on it.
-        // Try again, with backoff, until that must have happened.
-        if refused && reply_code != amqp::reply_code::NOT_FOUND && self.within_ghost_grace() {
-            // Politely: the broker may free this connection before the socket goes.
-            let _ = self.conn.close(200, "Normal shutdown");
-            self.phase = Phase::Disconnected;
-            self.events.push_back(Event::Disconnected {
-                error: NuropbError::new(
-                    ErrorKind::Transport,
-                    format!(
-                        "the broker still holds this endpoint's previous connection: \
-                         {reply_code} {reply_text}"
-                    ),
-                ),
-            });
-        } else if refused {
-            let hint = if reply_code == amqp::reply_code::NOT_FOUND {
-                " (is the mesh configured? see configure_mesh)"
-            } else {
-                ""
-            };
-            self.stop(NuropbError::new(
-                ErrorKind::Transport,
-                format!("the broker refused the endpoint: {reply_code} {reply_text}{hint}"),
-            ));
-        } else if matches!(self.phase, Phase::Starting | Phase::Ready) && self.conn.is_open() {
-            // When the whole connection is going, its Closed event follows instead.
-            self.open_channel();
+        let refused_while_starting = by_peer && self.phase == Phase::Starting;
+        if !refused_while_starting {
+            // Closed later (a publish to a missing exchange): start the channel over; the
+            // request that caused it has failed. When the whole connection is going, its
+            // Closed event follows instead.
+            if matches!(self.phase, Phase::Starting | Phase::Ready) && self.conn.is_open() {
+                self.open_channel();
+            }
+            return;
         }
+        let hint = match reply_code {
+            // An exclusive queue or consumer, soon after a lost connection: most likely that
+            // connection still holds it — a socket that went silent (a partition, a NAT that
+            // forgot it) is only let go when the broker's heartbeat timer gives up on it.
+            ACCESS_REFUSED | RESOURCE_LOCKED if self.within_ghost_grace() => {
+                return self.retry_later(format!(
+                    "the broker still holds this endpoint's previous connection: \
+                     {reply_code} {reply_text}"
+                ));
+            }
+            // Refused in a way that starting over cannot change: a second single instance,
+            // an unconfigured mesh.
+            ACCESS_REFUSED | RESOURCE_LOCKED => "",
+            NOT_FOUND => " (is the mesh configured? see configure_mesh)",
+            // Anything else while setting up — a queue declared otherwise by another
+            // participant, a limit of the virtual host — may be put right by an operator, but
+            // starting over at once would only repeat it: after the backoff.
+            PRECONDITION_FAILED => {
+                return self.retry_later(format!(
+                    "the broker refused the endpoint: {reply_code} {reply_text} (declared \
+                     otherwise by another participant? every participant needs the same mesh \
+                     names and queue arguments)"
+                ));
+            }
+            _ => {
+                return self.retry_later(format!(
+                    "the broker refused the endpoint: {reply_code} {reply_text}"
+                ));
+            }
+        };
+        self.stop(NuropbError::new(
+            ErrorKind::Transport,
+            format!("the broker refused the endpoint: {reply_code} {reply_text}{hint}"),
+        ));
+    }
+
+    /// Gives up on this connection and reconnects after the backoff: [`Event::Disconnected`].
+    fn retry_later(&mut self, why: String) {
+        // Politely: the broker may free this connection before the socket goes.
+        let _ = self.conn.close(200, "Normal shutdown");
+        self.phase = Phase::Disconnected;
+        self.events.push_back(Event::Disconnected {
+            error: NuropbError::new(ErrorKind::Transport, why),
+        });
     }
 
     /// Whether a connection on which the endpoint was ready went so recently that the broker may
