@@ -50,8 +50,9 @@ pub enum Event {
     /// The broker paused (`true`) or resumed (`false`) reading from this connection.
     Blocked(bool),
     /// The connection ended — or the broker refused this endpoint's exclusive queue or consumer
-    /// soon after a lost connection, which it may still hold (see [`Event::Stopped`]); reconnect
-    /// after
+    /// soon after a lost connection, which it may still hold (see [`Event::Stopped`]), or refused
+    /// a declaration in a way an operator can put right (a queue declared otherwise, a limit of
+    /// the virtual host); reconnect after
     /// [`Endpoint::reconnect_delay`](crate::mesh::Endpoint::reconnect_delay) with
     /// [`Endpoint::reconnect`](crate::mesh::Endpoint::reconnect). Requests in flight have had their
     /// responses (errors); requests made from now on wait for the connection, up to their deadline.
