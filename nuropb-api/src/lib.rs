@@ -174,6 +174,7 @@ impl Connector {
         service_config.event_bindings = service.event_bindings.clone();
         service_config.prefetch = service.prefetch;
         service_config.private_key = service.private_key.clone();
+        service_config.quorum_queue = service.quorum_queue;
         let config = EndpointConfig::service(
             self.settings.vhost.clone(),
             instance_id,

@@ -232,6 +232,7 @@ pub struct Service {
     pub(crate) prefetch: u16,
     pub(crate) private_key: Option<PrivateKey>,
     pub(crate) instance_id: Option<String>,
+    pub(crate) quorum_queue: bool,
 }
 
 impl Service {
@@ -246,6 +247,7 @@ impl Service {
             prefetch: 1,
             private_key: None,
             instance_id: None,
+            quorum_queue: false,
         }
     }
 
@@ -305,6 +307,14 @@ impl Service {
     /// The RSA key for encrypted methods.
     pub fn private_key(mut self, key: PrivateKey) -> Self {
         self.private_key = Some(key);
+        self
+    }
+
+    /// Declares the service queue as a quorum queue, replicated over a RabbitMQ cluster's nodes;
+    /// every instance of the service must then do the same (Python instances cannot), see
+    /// [`ServiceConfig::quorum_queue`](nuropb_proto::mesh::ServiceConfig::quorum_queue).
+    pub fn quorum_queue(mut self) -> Self {
+        self.quorum_queue = true;
         self
     }
 

@@ -1,7 +1,7 @@
 //! A RabbitMQ cluster's nodes, as the client sees them: an address list. Two proxies in front of
 //! the machine's one RabbitMQ stand for two nodes, a port nobody listens on for a node that is
 //! down. The client starts on the first node that answers, and when its node dies it carries on
-//! on another.
+//! on another. And a service on a quorum queue, the queue type that outlives a node.
 
 mod support;
 
@@ -110,4 +110,69 @@ async fn the_management_api_is_asked_on_the_first_node_that_answers() {
             .expect("deleted through the second node"),
         "it existed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_on_a_quorum_queue_serves_calls_again_and_all() {
+    let settings = support::mesh("quorum").await;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = calls.clone();
+    // Asks to be called again the first time: a quorum queue requeues as a classic one does.
+    let once_more = nuropb_tokio::Method::new(
+        "once_more",
+        move |_ctx: nuropb_tokio::CallContext, _p: serde_json::Value| {
+            let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Err(nuropb_tokio::NuropbError::new(
+                        ErrorKind::CallAgain,
+                        "again",
+                    ))
+                } else {
+                    Ok(n)
+                }
+            }
+        },
+    );
+    let service = Service::new("replicated")
+        .quorum_queue()
+        .method(support::nap())
+        .method(once_more);
+    let (served, client) = support::serve_and_connect(&settings, service).await;
+    let nap = Request::new("replicated", "nap").params(json!({"ms": 1}));
+    assert_eq!(client.send(nap).await.unwrap(), json!(1));
+    assert_eq!(
+        client
+            .send(Request::new("replicated", "once_more"))
+            .await
+            .unwrap(),
+        json!(1)
+    );
+    let queues = support::broker::rabbitmqctl(&[
+        "list_queues",
+        "-q",
+        "--no-table-headers",
+        "-p",
+        &settings.vhost,
+        "name",
+        "type",
+    ]);
+    assert!(
+        queues
+            .lines()
+            .any(|l| l.split_whitespace().eq(["nuropb-replicated-sq", "quorum"])),
+        "{queues}"
+    );
+    // An instance that declares the queue classic is refused, with the reason.
+    let classic = nuropb_tokio::connector(settings.clone())
+        .serve(Service::new("replicated").method(support::nap()))
+        .await
+        .expect_err("RabbitMQ refuses the other declaration");
+    assert!(
+        classic.description.contains("406") && classic.description.contains("x-queue-type"),
+        "{classic}"
+    );
+    client.shutdown(Duration::from_secs(1)).await;
+    served.shutdown(Duration::from_secs(1)).await;
+    support::drop_mesh(&settings).await;
 }

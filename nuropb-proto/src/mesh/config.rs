@@ -40,10 +40,17 @@ pub struct ServiceConfig {
     pub prefetch: u16,
     /// The private key for encrypted methods.
     pub private_key: Option<PrivateKey>,
+    /// Declares the service queue as a quorum queue (`x-queue-type: quorum`), replicated over a
+    /// RabbitMQ cluster's nodes so that it outlives any one of them; a classic queue (Python's,
+    /// and the default) lives on one node. RabbitMQ refuses (406) a declaration that differs from
+    /// the queue's, so every instance of the service must agree — Python NuroPb instances, which
+    /// declare classic queues, cannot share such a service; callers are not affected.
+    pub quorum_queue: bool,
 }
 
 impl ServiceConfig {
-    /// A service with the given declaration, prefetch 1, no extra bindings, no key.
+    /// A service with the given declaration, prefetch 1, no extra bindings, no key, a classic
+    /// queue.
     pub fn new(spec: ServiceSpec) -> Self {
         ServiceConfig {
             spec,
@@ -51,6 +58,7 @@ impl ServiceConfig {
             event_bindings: Vec::new(),
             prefetch: 1,
             private_key: None,
+            quorum_queue: false,
         }
     }
 }

@@ -96,6 +96,12 @@ pub fn startup(config: &EndpointConfig) -> Startup {
             "x-dead-letter-exchange".into(),
             AMQPValue::LongString(LongString::from(config.names.dead_letter_exchange.clone())),
         );
+        if service.quorum_queue {
+            arguments.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString(LongString::from("quorum")),
+            );
+        }
         steps.push(Step::DeclareQueue(amqp::QueueDeclare {
             durable: true,
             arguments,
