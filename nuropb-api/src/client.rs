@@ -2,6 +2,7 @@
 
 use crate::backlog::Backlog;
 use crate::driver::Order;
+use crate::state::{ConnectionState, SharedState};
 use futures_channel::{mpsc, oneshot};
 use nuropb_proto::describe::ServiceDescription;
 use nuropb_proto::mesh::{OutgoingEvent, Request};
@@ -22,6 +23,7 @@ use std::time::Duration;
 pub struct Client {
     pub(crate) commands: mpsc::UnboundedSender<Order>,
     pub(crate) backlog: Arc<Backlog>,
+    pub(crate) state: Arc<SharedState>,
     pub(crate) ids: Arc<CorrelationIds>,
     pub(crate) descriptions: Arc<Mutex<HashMap<String, ServiceDescription>>>,
     pub(crate) name: String,
@@ -80,6 +82,11 @@ impl Client {
     /// The participant's instance id.
     pub fn instance_id(&self) -> &str {
         &self.instance_id
+    }
+
+    /// Where the participant's connection stands: for health checks and readiness probes.
+    pub fn state(&self) -> ConnectionState {
+        self.state.get()
     }
 
     async fn ask<T>(

@@ -10,6 +10,7 @@ use crate::backlog::Backlog;
 use crate::context::{CallContext, take_events};
 use crate::runtime::{BoxFuture, Runtime, Stream, Target};
 use crate::service::{AuthorizeFn, EventFn, HandlerFn};
+use crate::state::{ConnectionState, SharedState};
 use futures_channel::{mpsc, oneshot};
 use futures_io::AsyncRead;
 use futures_util::StreamExt;
@@ -81,6 +82,8 @@ pub(crate) struct Driver {
     /// The count of queued commands and events, and of bytes not yet written, that the handles
     /// refuse more past.
     backlog: Arc<Backlog>,
+    /// Where the connection stands, for the handles.
+    state: Arc<SharedState>,
     commands_open: bool,
     completions_tx: mpsc::UnboundedSender<Completion>,
     completions_rx: mpsc::UnboundedReceiver<Completion>,
@@ -105,7 +108,11 @@ impl Driver {
         targets: Vec<Target>,
         endpoint: Endpoint,
         handlers: Option<Arc<Handlers>>,
-        (commands, backlog): (mpsc::UnboundedReceiver<Order>, Arc<Backlog>),
+        (commands, backlog, state): (
+            mpsc::UnboundedReceiver<Order>,
+            Arc<Backlog>,
+            Arc<SharedState>,
+        ),
         ready: oneshot::Sender<Result<(), NuropbError>>,
     ) -> Driver {
         let (completions_tx, completions_rx) = mpsc::unbounded();
@@ -120,6 +127,7 @@ impl Driver {
             handlers,
             commands,
             backlog,
+            state,
             commands_open: true,
             completions_tx,
             completions_rx,
@@ -422,6 +430,7 @@ impl Driver {
             match event {
                 Event::Ready => {
                     tracing::info!(name = %self.name, "ready");
+                    self.state.set(ConnectionState::Ready);
                     self.ever_ready = true;
                     if let Some(ready) = self.ready.take() {
                         let _ = ready.send(Ok(()));
@@ -455,6 +464,7 @@ impl Driver {
                 } => tracing::warn!(%correlation_id, %kind, %error, "not delivered"),
                 Event::Blocked(blocked) => tracing::warn!(blocked, "broker flow control"),
                 Event::Disconnected { error } => {
+                    self.state.set(ConnectionState::Reconnecting);
                     self.stream = None;
                     self.connecting = None;
                     if !self.ever_ready {
@@ -495,6 +505,7 @@ impl Driver {
 
     fn finish(&mut self) {
         self.finished = true;
+        self.state.set(ConnectionState::Stopped);
         if let Some((_, replies)) = self.shutdown.take() {
             for reply in replies {
                 let _ = reply.send(());
@@ -645,6 +656,7 @@ impl Future for Driver {
 impl Driver {
     /// The driver ends: whoever still waits learns why.
     fn fail_remaining(&mut self) {
+        self.state.set(ConnectionState::Stopped);
         let error = NuropbError::new(ErrorKind::Transport, "the endpoint has stopped");
         for (_, responder) in self.responders.drain() {
             match responder {

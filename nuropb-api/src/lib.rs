@@ -22,6 +22,7 @@ pub mod management;
 pub mod runtime;
 pub mod service;
 pub mod settings;
+mod state;
 pub mod testing;
 pub mod tls;
 
@@ -33,6 +34,7 @@ pub use nuropb_proto::{ErrorKind, NuropbError};
 pub use runtime::{BoxFuture, Runtime, Stream, Target};
 pub use service::{Method, Service, outcome_of};
 pub use settings::{ConnectionSettings, TlsSettings};
+pub use state::ConnectionState;
 
 use driver::{Driver, Handlers};
 use futures_channel::{mpsc, oneshot};
@@ -212,12 +214,13 @@ impl Connector {
         let (commands, receiver) = mpsc::unbounded();
         let (ready, started) = oneshot::channel();
         let backlog = Arc::new(backlog::Backlog::new(self.send_limits));
+        let state = Arc::new(state::SharedState::new());
         let driver = Driver::new(
             self.runtime.clone(),
             targets,
             endpoint,
             handlers,
-            (receiver, backlog.clone()),
+            (receiver, backlog.clone(), state.clone()),
             ready,
         );
         self.runtime.spawn(Box::pin(driver));
@@ -227,6 +230,7 @@ impl Connector {
         let client = Client {
             commands,
             backlog,
+            state,
             ids: Arc::new(client::CorrelationIds::new()),
             descriptions: Arc::new(Mutex::new(HashMap::new())),
             name,

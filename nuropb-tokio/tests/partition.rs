@@ -6,7 +6,7 @@
 
 mod support;
 
-use nuropb_tokio::{ErrorKind, Request, Service};
+use nuropb_tokio::{ConnectionState, ErrorKind, Request, Service};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use support::proxy::Proxy;
@@ -46,12 +46,15 @@ async fn a_client_cut_off_silently_comes_back_once_the_broker_lets_its_old_conne
         .expect("joined")
         .expect_err("its answer went into the partition");
     assert_eq!(lost.kind, ErrorKind::Transport, "{lost}");
+    // Refused while RabbitMQ holds the old connection, it is reconnecting for a while.
+    assert_eq!(client.state(), ConnectionState::Reconnecting);
     // Made while the client is away: it waits for the client to be back, up to its deadline.
     let answer = client
         .send(nap(1).timeout(Duration::from_secs(60)))
         .await
         .expect("answered once the client is back");
     assert_eq!(answer, json!(1));
+    assert_eq!(client.state(), ConnectionState::Ready);
     assert!(
         proxy.accepted() >= 3,
         "the first connection, at least one refused while RabbitMQ held the old one, and the \
@@ -60,6 +63,7 @@ async fn a_client_cut_off_silently_comes_back_once_the_broker_lets_its_old_conne
         cut.elapsed()
     );
     client.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(client.state(), ConnectionState::Stopped);
     served.shutdown(Duration::from_secs(1)).await;
     support::drop_mesh(&settings).await;
 }
