@@ -76,6 +76,9 @@ pub(crate) struct Driver {
     node: usize,
     /// Nodes that refused the first connection so far.
     start_failures: usize,
+    /// Whether the connection to the current node got ready: a node that fails before is left
+    /// for the next.
+    node_ready: bool,
     endpoint: Endpoint,
     handlers: Option<Arc<Handlers>>,
     commands: mpsc::UnboundedReceiver<Order>,
@@ -123,6 +126,7 @@ impl Driver {
             targets,
             node: 0,
             start_failures: 0,
+            node_ready: false,
             endpoint,
             handlers,
             commands,
@@ -197,6 +201,7 @@ impl Driver {
 
     /// Opens a socket to the current node.
     fn connect(&mut self) {
+        self.node_ready = false;
         let target = &self.targets[self.node];
         tracing::info!(target = %target.host, port = target.port, "connecting");
         self.connecting = Some(self.runtime.connect(target.clone()));
@@ -432,6 +437,7 @@ impl Driver {
                     tracing::info!(name = %self.name, "ready");
                     self.state.set(ConnectionState::Ready);
                     self.ever_ready = true;
+                    self.node_ready = true;
                     if let Some(ready) = self.ready.take() {
                         let _ = ready.send(Ok(()));
                     }
@@ -467,8 +473,20 @@ impl Driver {
                     self.state.set(ConnectionState::Reconnecting);
                     self.stream = None;
                     self.connecting = None;
+                    if !self.node_ready {
+                        // Refused before it was ready (a node that takes the socket but not the
+                        // handshake): the next node is tried next.
+                        self.node = (self.node + 1) % self.targets.len();
+                    }
                     if !self.ever_ready {
-                        self.fail_start(error);
+                        self.start_failures += 1;
+                        if self.start_failures < self.targets.len()
+                            && self.endpoint.reconnect(Instant::now()).is_ok()
+                        {
+                            self.connect();
+                        } else {
+                            self.fail_start(error);
+                        }
                     } else if self.shutdown.is_some() {
                         self.finish();
                     } else {

@@ -16,6 +16,20 @@ fn dead_port() -> u16 {
     listener.local_addr().expect("bound").port()
 }
 
+/// A node that takes the socket and drops it at once, before the handshake.
+async fn broken_node() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let port = listener.local_addr().expect("bound").port();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            drop(socket);
+        }
+    });
+    port
+}
+
 /// `settings` with these nodes instead of its own.
 fn on_nodes(settings: &ConnectionSettings, ports: &[u16]) -> ConnectionSettings {
     let mut settings = settings.clone();
@@ -174,5 +188,18 @@ async fn a_service_on_a_quorum_queue_serves_calls_again_and_all() {
     );
     client.shutdown(Duration::from_secs(1)).await;
     served.shutdown(Duration::from_secs(1)).await;
+    support::drop_mesh(&settings).await;
+}
+
+#[tokio::test]
+async fn a_node_that_drops_the_handshake_is_passed_over() {
+    let settings = support::mesh("broken-node").await;
+    let nodes = on_nodes(&settings, &[broken_node().await, settings.port()]);
+    let client = nuropb_tokio::connector(nodes)
+        .client()
+        .await
+        .expect("the second node answers");
+    assert_eq!(client.state(), nuropb_tokio::ConnectionState::Ready);
+    client.shutdown(Duration::from_secs(1)).await;
     support::drop_mesh(&settings).await;
 }
