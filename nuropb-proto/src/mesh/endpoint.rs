@@ -477,50 +477,44 @@ impl Endpoint {
             }
             return;
         }
-        let hint = match reply_code {
+        let why = format!("{reply_code} {reply_text}");
+        let refused = |hint: &str| {
+            NuropbError::new(
+                ErrorKind::Transport,
+                format!("the broker refused the endpoint: {why}{hint}"),
+            )
+        };
+        match reply_code {
             // An exclusive queue or consumer, soon after a lost connection: most likely that
             // connection still holds it — a socket that went silent (a partition, a NAT that
             // forgot it) is only let go when the broker's heartbeat timer gives up on it.
             ACCESS_REFUSED | RESOURCE_LOCKED if self.within_ghost_grace() => {
-                return self.retry_later(format!(
-                    "the broker still holds this endpoint's previous connection: \
-                     {reply_code} {reply_text}"
+                self.retry_later(NuropbError::new(
+                    ErrorKind::Transport,
+                    format!("the broker still holds this endpoint's previous connection: {why}"),
                 ));
             }
             // Refused in a way that starting over cannot change: a second single instance,
             // an unconfigured mesh.
-            ACCESS_REFUSED | RESOURCE_LOCKED => "",
-            NOT_FOUND => " (is the mesh configured? see configure_mesh)",
+            ACCESS_REFUSED | RESOURCE_LOCKED => self.stop(refused("")),
+            NOT_FOUND => self.stop(refused(" (is the mesh configured? see configure_mesh)")),
             // Anything else while setting up — a queue declared otherwise by another
             // participant, a limit of the virtual host — may be put right by an operator, but
             // starting over at once would only repeat it: after the backoff.
-            PRECONDITION_FAILED => {
-                return self.retry_later(format!(
-                    "the broker refused the endpoint: {reply_code} {reply_text} (declared \
-                     otherwise by another participant? every participant needs the same mesh \
-                     names and queue arguments)"
-                ));
-            }
-            _ => {
-                return self.retry_later(format!(
-                    "the broker refused the endpoint: {reply_code} {reply_text}"
-                ));
-            }
-        };
-        self.stop(NuropbError::new(
-            ErrorKind::Transport,
-            format!("the broker refused the endpoint: {reply_code} {reply_text}{hint}"),
-        ));
+            PRECONDITION_FAILED => self.retry_later(refused(
+                " (declared otherwise by another participant? every participant needs the same \
+                 mesh names and queue arguments)",
+            )),
+            _ => self.retry_later(refused("")),
+        }
     }
 
     /// Gives up on this connection and reconnects after the backoff: [`Event::Disconnected`].
-    fn retry_later(&mut self, why: String) {
+    fn retry_later(&mut self, error: NuropbError) {
         // Politely: the broker may free this connection before the socket goes.
         let _ = self.conn.close(200, "Normal shutdown");
         self.phase = Phase::Disconnected;
-        self.events.push_back(Event::Disconnected {
-            error: NuropbError::new(ErrorKind::Transport, why),
-        });
+        self.events.push_back(Event::Disconnected { error });
     }
 
     /// Whether a connection on which the endpoint was ready went so recently that the broker may
