@@ -8,6 +8,7 @@
 
 use crate::backlog::Backlog;
 use crate::context::{CallContext, take_events};
+use crate::nodes::Nodes;
 use crate::runtime::{BoxFuture, Runtime, Stream, Target};
 use crate::service::{AuthorizeFn, EventFn, HandlerFn};
 use crate::state::{ConnectionState, SharedState};
@@ -70,15 +71,8 @@ pub(crate) struct Driver {
     runtime: Arc<dyn Runtime>,
     /// The participant's name, for logs.
     name: String,
-    /// The broker's nodes, in the order they are tried (at least one).
-    targets: Vec<Target>,
-    /// The node connected to, or to be tried next.
-    node: usize,
-    /// Nodes that refused the first connection so far.
-    start_failures: usize,
-    /// Whether the connection to the current node got ready: a node that fails before is left
-    /// for the next.
-    node_ready: bool,
+    /// The broker's nodes, and which is tried next.
+    nodes: Nodes,
     endpoint: Endpoint,
     handlers: Option<Arc<Handlers>>,
     commands: mpsc::UnboundedReceiver<Order>,
@@ -119,14 +113,12 @@ impl Driver {
         ready: oneshot::Sender<Result<(), NuropbError>>,
     ) -> Driver {
         let (completions_tx, completions_rx) = mpsc::unbounded();
-        let connecting = targets.first().map(|t| runtime.connect(t.clone()));
+        let mut nodes = Nodes::new(targets);
+        let connecting = Some(runtime.connect(nodes.connecting()));
         Driver {
             name: endpoint.config().name(),
             runtime,
-            targets,
-            node: 0,
-            start_failures: 0,
-            node_ready: false,
+            nodes,
             endpoint,
             handlers,
             commands,
@@ -177,44 +169,27 @@ impl Driver {
         match result {
             Ok(stream) => self.stream = Some(stream),
             Err(e) => {
-                let failed = &self.targets[self.node];
+                let failed = self.nodes.current();
                 tracing::warn!(target = %failed.host, port = failed.port, error = %e, "cannot connect to the broker");
-                // The next node is tried next: at once while starting, after the backoff later.
-                self.node = (self.node + 1) % self.targets.len();
                 if self.ever_ready {
+                    // The endpoint's Disconnected follows, and the next node after the backoff.
                     self.endpoint.handle_eof(Instant::now());
+                } else if self.nodes.ended() {
+                    let error = format!("cannot connect to {}: {e}", self.nodes.list());
+                    self.fail_start(NuropbError::new(ErrorKind::Transport, error));
                 } else {
-                    self.start_failures += 1;
-                    if self.start_failures < self.targets.len() {
-                        self.connect();
-                    } else {
-                        self.fail_start(NuropbError::new(
-                            ErrorKind::Transport,
-                            format!("cannot connect to {}: {e}", self.node_list()),
-                        ));
-                    }
+                    self.connect();
                 }
             }
         }
         true
     }
 
-    /// Opens a socket to the current node.
+    /// Opens a socket to the node whose turn it is.
     fn connect(&mut self) {
-        self.node_ready = false;
-        let target = &self.targets[self.node];
+        let target = self.nodes.connecting();
         tracing::info!(target = %target.host, port = target.port, "connecting");
-        self.connecting = Some(self.runtime.connect(target.clone()));
-    }
-
-    /// `host:port` of every node, for errors.
-    fn node_list(&self) -> String {
-        let nodes: Vec<String> = self
-            .targets
-            .iter()
-            .map(|t| format!("{}:{}", t.host, t.port))
-            .collect();
-        nodes.join(", ")
+        self.connecting = Some(self.runtime.connect(target));
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
@@ -437,7 +412,7 @@ impl Driver {
                     tracing::info!(name = %self.name, "ready");
                     self.state.set(ConnectionState::Ready);
                     self.ever_ready = true;
-                    self.node_ready = true;
+                    self.nodes.ready();
                     if let Some(ready) = self.ready.take() {
                         let _ = ready.send(Ok(()));
                     }
@@ -473,16 +448,11 @@ impl Driver {
                     self.state.set(ConnectionState::Reconnecting);
                     self.stream = None;
                     self.connecting = None;
-                    if !self.node_ready {
-                        // Refused before it was ready (a node that takes the socket but not the
-                        // handshake): the next node is tried next.
-                        self.node = (self.node + 1) % self.targets.len();
-                    }
+                    // Refused before it was ready (no socket, or a node that takes the socket
+                    // but not the handshake): the next node is tried next.
+                    let every_node_failed = self.nodes.ended();
                     if !self.ever_ready {
-                        self.start_failures += 1;
-                        if self.start_failures < self.targets.len()
-                            && self.endpoint.reconnect(Instant::now()).is_ok()
-                        {
+                        if !every_node_failed && self.endpoint.reconnect(Instant::now()).is_ok() {
                             self.connect();
                         } else {
                             self.fail_start(error);

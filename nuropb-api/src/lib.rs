@@ -19,6 +19,7 @@ mod driver;
 pub mod examples;
 pub mod helpers;
 pub mod management;
+mod nodes;
 pub mod runtime;
 pub mod service;
 pub mod settings;
