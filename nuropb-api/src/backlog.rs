@@ -2,16 +2,17 @@
 //!
 //! [`Client::command`](crate::Client::command) and
 //! [`Client::publish_event`](crate::Client::publish_event) return at once, as Python's do, so
-//! nothing else holds back a publisher that is faster than the broker takes its messages (or one
-//! whose connection the broker has blocked). The handles count the commands and events they
-//! queue for the connection driver, the driver reports the bytes it has not yet written, and
-//! past either limit the handles refuse more with a `NuropbTransportError` rather than queue
-//! without end.
+//! nothing else holds back a publisher that is faster than the broker takes its messages, one
+//! whose connection the broker has blocked, or one whose connection is down. The handles count
+//! the commands and events they queue for the connection driver, the driver reports the messages
+//! waiting for the connection and the bytes it has not yet written, and past either limit the
+//! handles refuse more with a `NuropbTransportError` rather than accept what would be dropped or
+//! queued without end.
 
 use nuropb_proto::{ErrorKind, NuropbError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Limits on commands and events not yet written to the socket; give them to
+/// Limits on commands and events not yet sent; give them to
 /// [`Connector::send_limits`](crate::Connector::send_limits).
 ///
 /// ```
@@ -22,7 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SendLimits {
-    /// Commands and events queued for the connection driver, not yet taken by it.
+    /// Commands and events queued for the connection driver, not yet taken by it, together with
+    /// the messages waiting for the connection while it is down.
     pub messages: usize,
     /// Bytes the driver has taken on but not yet written to the socket.
     pub bytes: usize,
@@ -43,6 +45,8 @@ impl Default for SendLimits {
 pub(crate) struct Backlog {
     limits: SendLimits,
     queued: AtomicUsize,
+    /// Messages waiting for the connection, as the driver last saw.
+    waiting: AtomicUsize,
     unwritten: AtomicUsize,
 }
 
@@ -51,6 +55,7 @@ impl Backlog {
         Backlog {
             limits,
             queued: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
             unwritten: AtomicUsize::new(0),
         }
     }
@@ -63,10 +68,11 @@ impl Backlog {
                 "{unwritten} bytes wait to be written already"
             )));
         }
-        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.limits.messages {
+        let waiting = self.waiting.load(Ordering::Acquire);
+        if self.queued.fetch_add(1, Ordering::AcqRel) + waiting >= self.limits.messages {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(full(format!(
-                "{} commands and events wait to be sent already",
+                "{} messages wait to be sent already",
                 self.limits.messages
             )));
         }
@@ -78,15 +84,16 @@ impl Backlog {
         self.queued.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// The driver's count of bytes taken on and not yet written.
-    pub(crate) fn set_unwritten(&self, bytes: usize) {
-        self.unwritten.store(bytes, Ordering::Release);
+    /// What the driver holds: messages waiting for the connection, bytes not yet written.
+    pub(crate) fn set_held(&self, waiting: usize, unwritten: usize) {
+        self.waiting.store(waiting, Ordering::Release);
+        self.unwritten.store(unwritten, Ordering::Release);
     }
 
-    /// Commands and events queued, and bytes not yet written.
+    /// Messages queued or waiting for the connection, and bytes not yet written.
     pub(crate) fn levels(&self) -> (usize, usize) {
         (
-            self.queued.load(Ordering::Acquire),
+            self.queued.load(Ordering::Acquire) + self.waiting.load(Ordering::Acquire),
             self.unwritten.load(Ordering::Acquire),
         )
     }
@@ -116,19 +123,20 @@ mod tests {
         backlog.admit().unwrap();
         let error = backlog.admit().unwrap_err();
         assert_eq!(error.kind, ErrorKind::Transport);
-        assert!(
-            error.description.contains("2 commands and events"),
-            "{error}"
-        );
+        assert!(error.description.contains("2 messages"), "{error}");
         backlog.release();
         backlog.admit().unwrap();
         backlog.release();
         backlog.release();
-        backlog.set_unwritten(100);
+        backlog.set_held(0, 100);
         let error = backlog.admit().unwrap_err();
         assert!(error.description.contains("100 bytes"), "{error}");
-        backlog.set_unwritten(99);
+        backlog.set_held(0, 99);
         backlog.admit().unwrap();
         assert_eq!(backlog.levels(), (1, 99));
+        // Waiting for the connection counts as queued.
+        backlog.set_held(1, 0);
+        assert!(backlog.admit().is_err());
+        assert_eq!(backlog.levels(), (2, 0));
     }
 }

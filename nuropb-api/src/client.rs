@@ -153,10 +153,11 @@ impl Client {
         })
     }
 
-    /// How many commands and events wait to be sent, and how many bytes the connection has
-    /// still to write: what [`Client::command`] and [`Client::publish_event`] are refused past
-    /// (see [`SendLimits`](crate::SendLimits)). A publisher that would rather wait than be refused
-    /// can pace itself on it.
+    /// How many messages wait to be sent (commands and events queued, and anything waiting for
+    /// the connection while it is down), and how many bytes the connection has still to write:
+    /// what [`Client::command`] and [`Client::publish_event`] are refused past (see
+    /// [`SendLimits`](crate::SendLimits)). A publisher that would rather wait than be refused can
+    /// pace itself on it.
     pub fn unsent(&self) -> (usize, usize) {
         self.backlog.levels()
     }

@@ -153,8 +153,10 @@ impl Driver {
         progress |= self.poll_timer(cx);
         self.dispatch();
         progress |= self.poll_write(cx);
-        self.backlog
-            .set_unwritten(self.write_buf.len() - self.written + self.endpoint.pending_output());
+        self.backlog.set_held(
+            self.endpoint.waiting(),
+            self.write_buf.len() - self.written + self.endpoint.pending_output(),
+        );
         progress
     }
 

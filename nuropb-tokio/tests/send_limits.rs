@@ -2,11 +2,11 @@
 //! stops reading, as RabbitMQ does when it blocks a publishing connection), the client's writes
 //! back up, and past its send limits `publish_event` is refused with a clear error instead of
 //! queueing without end. Once the way is free again everything accepted arrives, none lost, and
-//! publishing works again.
+//! publishing works again. The same while the connection is down.
 
 mod support;
 
-use nuropb_tokio::{ErrorKind, SendLimits, Service};
+use nuropb_tokio::{ConnectionState, ErrorKind, SendLimits, Service};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,7 +63,7 @@ async fn a_publisher_faster_than_its_connection_is_refused_past_its_limits_and_l
     // Refused at one limit or the other (the driver may have written a little since).
     assert!(
         refused.description.starts_with("not sent: ")
-            && (refused.description.contains("5000 commands and events")
+            && (refused.description.contains("5000 messages")
                 || refused.description.contains("bytes wait to be written")),
         "{refused}"
     );
@@ -96,6 +96,78 @@ async fn a_publisher_faster_than_its_connection_is_refused_past_its_limits_and_l
     tokio::time::timeout(Duration::from_secs(10), one_more)
         .await
         .expect("the next event arrives");
+    client.shutdown(Duration::from_secs(1)).await;
+    served.shutdown(Duration::from_secs(1)).await;
+    support::drop_mesh(&settings).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_whose_connection_is_down_is_refused_past_its_limits_and_loses_nothing() {
+    let settings = support::mesh("send-limits-down").await;
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = seen.clone();
+    let service = Service::new("sink")
+        .subscribe("down.#")
+        .on_event(move |_event, _ctx| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Ok(()) }
+        });
+    let served = nuropb_tokio::connector(settings.clone())
+        .serve(service)
+        .await
+        .expect("the service connects");
+    let proxy = Proxy::start(&settings.host, settings.port()).await;
+    let mut through_proxy = settings.clone();
+    through_proxy.host = "127.0.0.1".into();
+    through_proxy.port = Some(proxy.port);
+    let client = nuropb_tokio::connector(through_proxy)
+        .send_limits(SendLimits {
+            messages: 100,
+            ..SendLimits::default()
+        })
+        .client()
+        .await
+        .expect("the client connects through the proxy");
+
+    proxy.kill();
+    let down = async {
+        while client.state() == ConnectionState::Ready {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), down)
+        .await
+        .expect("the client notices");
+    let mut accepted = 0u64;
+    let refused = loop {
+        match client.publish_event("down.one", json!({"n": accepted}), json!({}), None) {
+            Ok(_) => accepted += 1,
+            Err(error) => break error,
+        }
+        // Let the driver take each into its outbox.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(accepted <= 100, "never refused while down");
+    };
+    assert_eq!(refused.kind, ErrorKind::Transport, "{refused}");
+    assert!(refused.description.contains("100 messages"), "{refused}");
+    assert!(accepted >= 90, "refused early, at {accepted}");
+
+    // The node is back: what was accepted goes out.
+    let _back = Proxy::start_on(&settings.host, settings.port(), proxy.port).await;
+    let arrived = async {
+        while seen.load(Ordering::SeqCst) < accepted {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), arrived)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} of {accepted} accepted events arrived",
+                seen.load(Ordering::SeqCst)
+            )
+        });
+    assert_eq!(client.state(), ConnectionState::Ready);
     client.shutdown(Duration::from_secs(1)).await;
     served.shutdown(Duration::from_secs(1)).await;
     support::drop_mesh(&settings).await;

@@ -288,6 +288,12 @@ impl Endpoint {
         self.conn.pending_output()
     }
 
+    /// How many messages wait for the connection (bounded by
+    /// [`EndpointConfig::max_outbox`](crate::mesh::EndpointConfig::max_outbox)).
+    pub fn waiting(&self) -> usize {
+        self.outbox.len()
+    }
+
     /// How many deliveries are being handled.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()

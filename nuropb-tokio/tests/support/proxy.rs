@@ -28,7 +28,14 @@ pub struct Proxy {
 impl Proxy {
     /// Listens on a free port of 127.0.0.1 and forwards to `host:port`.
     pub async fn start(host: &str, port: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        Proxy::start_on(host, port, 0).await
+    }
+
+    /// Listens on port `listen` of 127.0.0.1 (a free one when 0) and forwards to `host:port`.
+    pub async fn start_on(host: &str, port: u16, listen: u16) -> Proxy {
+        let listener = TcpListener::bind(("127.0.0.1", listen))
+            .await
+            .expect("the port is free");
         let proxy = Proxy {
             port: listener.local_addr().expect("bound").port(),
             accepted: Arc::new(AtomicUsize::new(0)),
