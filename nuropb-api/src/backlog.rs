@@ -40,6 +40,34 @@ impl Default for SendLimits {
     }
 }
 
+/// What waits to be sent, against the [`SendLimits`]; see
+/// [`Client::unsent`](crate::Client::unsent).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unsent {
+    /// Commands and events queued for the connection driver, and messages waiting for the
+    /// connection while it is down.
+    pub messages: usize,
+    /// Bytes the driver has taken on but not yet written to the socket.
+    pub bytes: usize,
+}
+
+impl Unsent {
+    /// Whether either level has reached `fraction` (0 to 1) of its limit: a publisher that would
+    /// rather wait than be refused pauses while this holds.
+    ///
+    /// ```
+    /// use nuropb_api::{SendLimits, Unsent};
+    ///
+    /// let limits = SendLimits { messages: 100, bytes: 1000 };
+    /// assert!(!Unsent { messages: 49, bytes: 499 }.reaches(0.5, &limits));
+    /// assert!(Unsent { messages: 50, bytes: 0 }.reaches(0.5, &limits));
+    /// ```
+    pub fn reaches(&self, fraction: f64, limits: &SendLimits) -> bool {
+        let at = |limit: usize| (limit as f64 * fraction) as usize;
+        self.messages >= at(limits.messages) || self.bytes >= at(limits.bytes)
+    }
+}
+
 /// Shared by a participant's handles and its driver.
 #[derive(Debug)]
 pub(crate) struct Backlog {
@@ -91,11 +119,16 @@ impl Backlog {
     }
 
     /// Messages queued or waiting for the connection, and bytes not yet written.
-    pub(crate) fn levels(&self) -> (usize, usize) {
-        (
-            self.queued.load(Ordering::Acquire) + self.waiting.load(Ordering::Acquire),
-            self.unwritten.load(Ordering::Acquire),
-        )
+    pub(crate) fn levels(&self) -> Unsent {
+        Unsent {
+            messages: self.queued.load(Ordering::Acquire) + self.waiting.load(Ordering::Acquire),
+            bytes: self.unwritten.load(Ordering::Acquire),
+        }
+    }
+
+    /// The limits.
+    pub(crate) fn limits(&self) -> SendLimits {
+        self.limits
     }
 }
 
@@ -133,10 +166,22 @@ mod tests {
         assert!(error.description.contains("100 bytes"), "{error}");
         backlog.set_held(0, 99);
         backlog.admit().unwrap();
-        assert_eq!(backlog.levels(), (1, 99));
+        assert_eq!(
+            backlog.levels(),
+            Unsent {
+                messages: 1,
+                bytes: 99
+            }
+        );
         // Waiting for the connection counts as queued.
         backlog.set_held(1, 0);
         assert!(backlog.admit().is_err());
-        assert_eq!(backlog.levels(), (2, 0));
+        assert_eq!(
+            backlog.levels(),
+            Unsent {
+                messages: 2,
+                bytes: 0
+            }
+        );
     }
 }

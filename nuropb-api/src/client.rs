@@ -156,10 +156,15 @@ impl Client {
     /// How many messages wait to be sent (commands and events queued, and anything waiting for
     /// the connection while it is down), and how many bytes the connection has still to write:
     /// what [`Client::command`] and [`Client::publish_event`] are refused past (see
-    /// [`SendLimits`](crate::SendLimits)). A publisher that would rather wait than be refused can
-    /// pace itself on it.
-    pub fn unsent(&self) -> (usize, usize) {
+    /// [`Client::send_limits`]). A publisher that would rather wait than be refused can pace
+    /// itself on [`Unsent::reaches`](crate::Unsent::reaches).
+    pub fn unsent(&self) -> crate::Unsent {
         self.backlog.levels()
+    }
+
+    /// The limits this participant's commands and events are refused past.
+    pub fn send_limits(&self) -> crate::SendLimits {
+        self.backlog.limits()
     }
 
     /// Publishes `event` on `topic` and returns its correlation id at once, as Python's

@@ -27,7 +27,7 @@ mod state;
 pub mod testing;
 pub mod tls;
 
-pub use backlog::SendLimits;
+pub use backlog::{SendLimits, Unsent};
 pub use client::Client;
 pub use context::CallContext;
 pub use nuropb_proto::mesh::{EventSpec, IncomingEvent, MeshNames, Outcome, Request};

@@ -230,13 +230,9 @@ pub async fn events(bench: &BenchRuntime, total: u64) -> Figures {
     let (client_cpu, service_cpu) = (cpu_seconds("self"), cpu_seconds(&service.pid()));
     let started = Instant::now();
     // As fast as the connection writes: past half the send limits, let it catch up.
-    let limits = crate::SendLimits::default();
+    let limits = client.send_limits();
     for i in 0..total {
-        loop {
-            let (queued, unwritten) = client.unsent();
-            if queued < limits.messages / 2 && unwritten < limits.bytes / 2 {
-                break;
-            }
+        while client.unsent().reaches(0.5, &limits) {
             runtime
                 .sleep_until(Instant::now() + Duration::from_micros(200))
                 .await;
