@@ -1,4 +1,4 @@
-//! The bound on what a participant has taken on but not yet written to its socket.
+//! The bound on what a participant has taken on but not yet sent.
 //!
 //! [`Client::command`](crate::Client::command) and
 //! [`Client::publish_event`](crate::Client::publish_event) return at once, as Python's do, so

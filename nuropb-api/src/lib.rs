@@ -199,6 +199,8 @@ impl Connector {
         config.names = self.names.clone();
         config.default_timeout = self.default_timeout;
         config.configure_mesh_on_connect = self.configure_mesh;
+        // The endpoint keeps as many messages for the connection as the handles may hand it.
+        config.max_outbox = self.send_limits.messages.max(1);
         let name = config.name();
         let instance_id = config.instance_id.clone();
         let targets = self.settings.targets()?;
