@@ -20,9 +20,7 @@ async fn a_client_cut_off_silently_comes_back_once_the_broker_lets_its_old_conne
         .await
         .expect("the service connects");
     let proxy = Proxy::start(&settings.host, settings.port()).await;
-    let mut through_proxy = settings.clone();
-    through_proxy.host = "127.0.0.1".into();
-    through_proxy.port = Some(proxy.port);
+    let mut through_proxy = proxy.in_front(&settings);
     // Two seconds: each side gives up after about two silent intervals.
     through_proxy.heartbeat = 2;
     let client = nuropb_tokio::connector(through_proxy)

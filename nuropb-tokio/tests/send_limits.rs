@@ -6,20 +6,22 @@
 
 mod support;
 
-use nuropb_tokio::{ConnectionState, ErrorKind, SendLimits, Service};
+use nuropb_tokio::{ConnectionSettings, ConnectionState, ErrorKind, SendLimits, Service};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use support::proxy::Proxy;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_publisher_faster_than_its_connection_is_refused_past_its_limits_and_loses_nothing() {
-    let settings = support::mesh("send-limits").await;
+/// A service counting the events on `pattern`, served on `settings`: its handle and the count.
+async fn counting_sink(
+    settings: &ConnectionSettings,
+    pattern: &str,
+) -> (nuropb_tokio::Client, Arc<AtomicU64>) {
     let seen = Arc::new(AtomicU64::new(0));
     let counter = seen.clone();
     let service = Service::new("sink")
-        .subscribe("flood.#")
+        .subscribe(pattern)
         .on_event(move |_event, _ctx| {
             counter.fetch_add(1, Ordering::SeqCst);
             async { Ok(()) }
@@ -28,15 +30,31 @@ async fn a_publisher_faster_than_its_connection_is_refused_past_its_limits_and_l
         .serve(service)
         .await
         .expect("the service connects");
+    (served, seen)
+}
+
+/// Waits until `seen` reaches `n`, at most `limit`.
+async fn arrive(seen: &AtomicU64, n: u64, limit: Duration) {
+    let arrived = async {
+        while seen.load(Ordering::SeqCst) < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(limit, arrived)
+        .await
+        .unwrap_or_else(|_| panic!("{} of {n} events arrived", seen.load(Ordering::SeqCst)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_faster_than_its_connection_is_refused_past_its_limits_and_loses_nothing() {
+    let settings = support::mesh("send-limits").await;
+    let (served, seen) = counting_sink(&settings, "flood.#").await;
     let proxy = Proxy::start(&settings.host, settings.port()).await;
-    let mut through_proxy = settings.clone();
-    through_proxy.host = "127.0.0.1".into();
-    through_proxy.port = Some(proxy.port);
     let limits = SendLimits {
         messages: 5_000,
         bytes: 1 << 20,
     };
-    let client = nuropb_tokio::connector(through_proxy)
+    let client = nuropb_tokio::connector(proxy.in_front(&settings))
         .send_limits(limits)
         .client()
         .await
@@ -71,31 +89,12 @@ async fn a_publisher_faster_than_its_connection_is_refused_past_its_limits_and_l
     assert!(held < 4 * limits.bytes, "{held} bytes held");
 
     proxy.pause(false);
-    let arrived = async {
-        while seen.load(Ordering::SeqCst) < accepted {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(60), arrived)
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "{} of {accepted} accepted events arrived",
-                seen.load(Ordering::SeqCst)
-            )
-        });
+    arrive(&seen, accepted, Duration::from_secs(60)).await;
     assert_eq!(client.unsent(), nuropb_tokio::Unsent::default());
     client
         .publish_event("flood.one", &event, json!({}), None)
         .expect("accepted again once written");
-    let one_more = async {
-        while seen.load(Ordering::SeqCst) < accepted + 1 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), one_more)
-        .await
-        .expect("the next event arrives");
+    arrive(&seen, accepted + 1, Duration::from_secs(10)).await;
     client.shutdown(Duration::from_secs(1)).await;
     served.shutdown(Duration::from_secs(1)).await;
     support::drop_mesh(&settings).await;
@@ -104,23 +103,9 @@ async fn a_publisher_faster_than_its_connection_is_refused_past_its_limits_and_l
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_whose_connection_is_down_is_refused_past_its_limits_and_loses_nothing() {
     let settings = support::mesh("send-limits-down").await;
-    let seen = Arc::new(AtomicU64::new(0));
-    let counter = seen.clone();
-    let service = Service::new("sink")
-        .subscribe("down.#")
-        .on_event(move |_event, _ctx| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            async { Ok(()) }
-        });
-    let served = nuropb_tokio::connector(settings.clone())
-        .serve(service)
-        .await
-        .expect("the service connects");
+    let (served, seen) = counting_sink(&settings, "down.#").await;
     let proxy = Proxy::start(&settings.host, settings.port()).await;
-    let mut through_proxy = settings.clone();
-    through_proxy.host = "127.0.0.1".into();
-    through_proxy.port = Some(proxy.port);
-    let client = nuropb_tokio::connector(through_proxy)
+    let client = nuropb_tokio::connector(proxy.in_front(&settings))
         .send_limits(SendLimits {
             messages: 100,
             ..SendLimits::default()
@@ -154,19 +139,7 @@ async fn a_publisher_whose_connection_is_down_is_refused_past_its_limits_and_los
 
     // The node is back: what was accepted goes out.
     let _back = Proxy::start_on(&settings.host, settings.port(), proxy.port).await;
-    let arrived = async {
-        while seen.load(Ordering::SeqCst) < accepted {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(60), arrived)
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "{} of {accepted} accepted events arrived",
-                seen.load(Ordering::SeqCst)
-            )
-        });
+    arrive(&seen, accepted, Duration::from_secs(60)).await;
     assert_eq!(client.state(), ConnectionState::Ready);
     client.shutdown(Duration::from_secs(1)).await;
     served.shutdown(Duration::from_secs(1)).await;

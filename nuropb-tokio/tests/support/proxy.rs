@@ -90,6 +90,18 @@ impl Proxy {
         }
     }
 
+    /// `settings` that reach the broker through this proxy.
+    pub fn in_front(
+        &self,
+        settings: &nuropb_tokio::ConnectionSettings,
+    ) -> nuropb_tokio::ConnectionSettings {
+        let mut through = settings.clone();
+        through.host = "127.0.0.1".into();
+        through.port = Some(self.port);
+        through.other_nodes.clear();
+        through
+    }
+
     /// Stops reading what the clients send (`true`), or reads on (`false`).
     pub fn pause(&self, paused: bool) {
         self.paused.store(paused, Ordering::SeqCst);
