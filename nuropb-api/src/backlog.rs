@@ -107,9 +107,10 @@ impl Backlog {
         Ok(())
     }
 
-    /// A command or event left the queue: taken by the driver, or never sent.
-    pub(crate) fn release(&self) {
-        self.queued.fetch_sub(1, Ordering::AcqRel);
+    /// `n` commands or events left the queue: taken by the driver (and counted as what they
+    /// became), or never sent.
+    pub(crate) fn release(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::AcqRel);
     }
 
     /// What the driver holds: messages waiting for the connection, bytes not yet written.
@@ -157,10 +158,10 @@ mod tests {
         let error = backlog.admit().unwrap_err();
         assert_eq!(error.kind, ErrorKind::Transport);
         assert!(error.description.contains("2 messages"), "{error}");
-        backlog.release();
+        backlog.release(1);
         backlog.admit().unwrap();
-        backlog.release();
-        backlog.release();
+        backlog.release(1);
+        backlog.release(1);
         backlog.set_held(0, 100);
         let error = backlog.admit().unwrap_err();
         assert!(error.description.contains("100 bytes"), "{error}");

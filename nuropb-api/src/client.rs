@@ -148,7 +148,7 @@ impl Client {
     fn queue(&self, order: Order) -> Result<(), NuropbError> {
         self.backlog.admit()?;
         self.commands.unbounded_send(order).map_err(|_| {
-            self.backlog.release();
+            self.backlog.release(1);
             stopped()
         })
     }

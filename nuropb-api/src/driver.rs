@@ -81,6 +81,10 @@ pub(crate) struct Driver {
     backlog: Arc<Backlog>,
     /// Where the connection stands, for the handles.
     state: Arc<SharedState>,
+    /// Commands and events taken off the queue this turn: released from the backlog only once
+    /// what they became (messages waiting, bytes unwritten) is counted, so that the handles never
+    /// see less than there is.
+    taken: usize,
     commands_open: bool,
     completions_tx: mpsc::UnboundedSender<Completion>,
     completions_rx: mpsc::UnboundedReceiver<Completion>,
@@ -124,6 +128,7 @@ impl Driver {
             commands,
             backlog,
             state,
+            taken: 0,
             commands_open: true,
             completions_tx,
             completions_rx,
@@ -157,6 +162,7 @@ impl Driver {
             self.endpoint.waiting(),
             self.write_buf.len() - self.written + self.endpoint.pending_output(),
         );
+        self.backlog.release(std::mem::take(&mut self.taken));
         progress
     }
 
@@ -255,13 +261,13 @@ impl Driver {
                 }
             }
             Order::Send(request) => {
-                self.backlog.release();
+                self.taken += 1;
                 if let Err(error) = self.endpoint.command(request, now) {
                     tracing::warn!(%error, "command not sent");
                 }
             }
             Order::Publish(event) => {
-                self.backlog.release();
+                self.taken += 1;
                 if let Err(error) = self.endpoint.publish_event(event, now) {
                     tracing::warn!(%error, "event not published");
                 }
@@ -663,7 +669,7 @@ impl Driver {
             let _ = match command {
                 Order::Request(_, reply) => reply.send(Err(error.clone())).is_ok(),
                 Order::Send(_) | Order::Publish(_) => {
-                    self.backlog.release();
+                    self.backlog.release(1);
                     true
                 }
                 Order::Describe(_, reply) => reply.send(Err(error.clone())).is_ok(),
