@@ -67,6 +67,31 @@ fn declare_queue(c: &mut Client, cx: &mut Ctx, q: QueueDeclare) {
     c.done(&mut cx.t, id);
 }
 
+/// Declares `q` exclusive to this connection, with `arguments`.
+fn declare_exclusive(c: &mut Client, cx: &mut Ctx, q: &str, arguments: FieldTable) {
+    declare_queue(
+        c,
+        cx,
+        QueueDeclare {
+            exclusive: true,
+            arguments,
+            ..QueueDeclare::new(q)
+        },
+    );
+}
+
+/// Declares `q` passively: is it there, and how full.
+fn declare_passive(c: &mut Client, cx: &mut Ctx, q: &str) {
+    declare_queue(
+        c,
+        cx,
+        QueueDeclare {
+            passive: true,
+            ..QueueDeclare::new(q)
+        },
+    );
+}
+
 fn confirm(c: &mut Client, cx: &mut Ctx) {
     let id = c.conn.confirm_select(1, false).unwrap();
     c.done(&mut cx.t, id);
@@ -113,14 +138,7 @@ fn declare(cx: &mut Ctx) {
             ..QueueDeclare::new(&q)
         },
     );
-    declare_queue(
-        &mut c,
-        cx,
-        QueueDeclare {
-            passive: true,
-            ..QueueDeclare::new(&q)
-        },
-    );
+    declare_passive(&mut c, cx, &q);
     declare_queue(
         &mut c,
         cx,
@@ -153,14 +171,8 @@ fn declare(cx: &mut Ctx) {
     );
     reopen(&mut c, cx);
     cx.t.log("-- passive, missing");
-    declare_queue(
-        &mut c,
-        cx,
-        QueueDeclare {
-            passive: true,
-            ..QueueDeclare::new(cx.name("none"))
-        },
-    );
+    let none = cx.name("none");
+    declare_passive(&mut c, cx, &none);
     reopen(&mut c, cx);
     cx.t.log("-- bad argument type");
     let bad = args(&[("x-message-ttl", long("soon"))]);
@@ -193,14 +205,7 @@ fn bind_and_route(cx: &mut Ctx) {
     }
     let (q1, q2) = (cx.name("q1"), cx.name("q2"));
     for q in [&q1, &q2] {
-        declare_queue(
-            &mut c,
-            cx,
-            QueueDeclare {
-                exclusive: true,
-                ..QueueDeclare::new(q)
-            },
-        );
+        declare_exclusive(&mut c, cx, q, FieldTable::default());
     }
     for (q, ex, key) in [
         (&q1, &x, "a"),
@@ -260,14 +265,7 @@ fn bind_and_route(cx: &mut Ctx) {
 fn consume_ack_nack_reject(cx: &mut Ctx) {
     let mut c = cx.client();
     let q = cx.name("work");
-    declare_queue(
-        &mut c,
-        cx,
-        QueueDeclare {
-            exclusive: true,
-            ..QueueDeclare::new(&q)
-        },
-    );
+    declare_exclusive(&mut c, cx, &q, FieldTable::default());
     confirm(&mut c, cx);
     for body in ["one", "two", "three", "four"] {
         publish(&mut c, "", &q, &plain(), body);
@@ -301,14 +299,7 @@ fn consume_ack_nack_reject(cx: &mut Ctx) {
     c.quiet(&mut cx.t, Duration::from_millis(150));
     let id = c.conn.basic_cancel(1, "c1", false).unwrap();
     c.done(&mut cx.t, id);
-    declare_queue(
-        &mut c,
-        cx,
-        QueueDeclare {
-            passive: true,
-            ..QueueDeclare::new(&q)
-        },
-    );
+    declare_passive(&mut c, cx, &q);
     cx.t.log("-- ack multiple");
     for body in ["five", "six", "seven"] {
         publish(&mut c, "", &q, &plain(), body);
@@ -333,14 +324,7 @@ fn consume_ack_nack_reject(cx: &mut Ctx) {
     c.conn.basic_ack(1, 8, true).unwrap();
     c.conn.basic_nack(1, 0, true, false).unwrap();
     c.quiet(&mut cx.t, Duration::from_millis(100));
-    declare_queue(
-        &mut c,
-        cx,
-        QueueDeclare {
-            passive: true,
-            ..QueueDeclare::new(&q)
-        },
-    );
+    declare_passive(&mut c, cx, &q);
     cx.t.log("-- ack of an unknown tag");
     c.conn.basic_ack(1, 99, false).unwrap();
     c.until(&mut cx.t, "channel.close", channel_closed);
@@ -355,14 +339,7 @@ fn dead_letters(c: &mut Client, cx: &mut Ctx) -> (String, String) {
         .exchange_declare(1, &ExchangeDeclare::new(&dlx, "fanout"))
         .unwrap();
     c.done(&mut cx.t, id);
-    declare_queue(
-        c,
-        cx,
-        QueueDeclare {
-            exclusive: true,
-            ..QueueDeclare::new(&dlq)
-        },
-    );
+    declare_exclusive(c, cx, &dlq, FieldTable::default());
     let id = c
         .conn
         .queue_bind(1, &QueueBind::new(&dlq, &dlx, ""))
@@ -384,15 +361,7 @@ fn dead_letter_and_expiry(cx: &mut Ctx) {
     let (dlx, dlq) = dead_letters(&mut c, cx);
     let q = cx.name("src");
     let arguments = args(&[("x-dead-letter-exchange", long(&dlx))]);
-    declare_queue(
-        &mut c,
-        cx,
-        QueueDeclare {
-            exclusive: true,
-            arguments,
-            ..QueueDeclare::new(&q)
-        },
-    );
+    declare_exclusive(&mut c, cx, &q, arguments);
     confirm(&mut c, cx);
     let expiring = Properties {
         expiration: Some("40".into()),
@@ -424,15 +393,7 @@ fn queue_ttl(cx: &mut Ctx) {
         ("x-dead-letter-routing-key", long("moved")),
         ("x-message-ttl", AMQPValue::LongInt(50)),
     ]);
-    declare_queue(
-        &mut c,
-        cx,
-        QueueDeclare {
-            exclusive: true,
-            arguments,
-            ..QueueDeclare::new(&q)
-        },
-    );
+    declare_exclusive(&mut c, cx, &q, arguments);
     confirm(&mut c, cx);
     publish(&mut c, "", &q, &plain(), "t1");
     let longer = Properties {
@@ -442,14 +403,7 @@ fn queue_ttl(cx: &mut Ctx) {
     publish(&mut c, "", &q, &longer, "t2");
     confirms(&mut c, cx, 2);
     c.quiet(&mut cx.t, Duration::from_millis(400));
-    declare_queue(
-        &mut c,
-        cx,
-        QueueDeclare {
-            passive: true,
-            ..QueueDeclare::new(&q)
-        },
-    );
+    declare_passive(&mut c, cx, &q);
     for _ in 0..3 {
         get(&mut c, cx, &dlq, true);
     }
@@ -465,29 +419,13 @@ fn max_length(cx: &mut Ctx) {
         ("x-dead-letter-exchange", long(&dlx)),
         ("x-max-length", AMQPValue::LongInt(2)),
     ]);
-    declare_queue(
-        &mut c,
-        cx,
-        QueueDeclare {
-            exclusive: true,
-            arguments,
-            ..QueueDeclare::new(&q)
-        },
-    );
+    declare_exclusive(&mut c, cx, &q, arguments);
     let r = cx.name("refusing");
     let arguments = args(&[
         ("x-max-length", AMQPValue::LongInt(1)),
         ("x-overflow", long("reject-publish")),
     ]);
-    declare_queue(
-        &mut c,
-        cx,
-        QueueDeclare {
-            exclusive: true,
-            arguments,
-            ..QueueDeclare::new(&r)
-        },
-    );
+    declare_exclusive(&mut c, cx, &r, arguments);
     confirm(&mut c, cx);
     for body in ["c1", "c2", "c3"] {
         publish(&mut c, "", &q, &plain(), body);
@@ -575,22 +513,8 @@ fn exclusive_and_cancel(cx: &mut Ctx) {
     reopen(&mut b, cx);
     cx.t.log("-- another connection's exclusive queue");
     let e = cx.name("mine");
-    declare_queue(
-        &mut a,
-        cx,
-        QueueDeclare {
-            exclusive: true,
-            ..QueueDeclare::new(&e)
-        },
-    );
-    declare_queue(
-        &mut b,
-        cx,
-        QueueDeclare {
-            passive: true,
-            ..QueueDeclare::new(&e)
-        },
-    );
+    declare_exclusive(&mut a, cx, &e, FieldTable::default());
+    declare_passive(&mut b, cx, &e);
     reopen(&mut b, cx);
     cx.t.log("-- the queue is deleted under its consumer");
     let id = b.conn.queue_delete(1, &QueueDelete::new(&q)).unwrap();
@@ -599,14 +523,7 @@ fn exclusive_and_cancel(cx: &mut Ctx) {
         matches!(e, Event::ConsumerCancelled { .. })
     });
     cx.t.log("-- a reused consumer tag");
-    declare_queue(
-        &mut a,
-        cx,
-        QueueDeclare {
-            exclusive: true,
-            ..QueueDeclare::new(&q)
-        },
-    );
+    declare_exclusive(&mut a, cx, &q, FieldTable::default());
     for _ in 0..2 {
         let consume = Consume {
             consumer_tag: "dup".into(),
@@ -624,28 +541,14 @@ fn exclusive_and_cancel(cx: &mut Ctx) {
 fn confirms_and_errors(cx: &mut Ctx) {
     let mut c = cx.client();
     let q = cx.name("full");
-    declare_queue(
-        &mut c,
-        cx,
-        QueueDeclare {
-            exclusive: true,
-            ..QueueDeclare::new(&q)
-        },
-    );
+    declare_exclusive(&mut c, cx, &q, FieldTable::default());
     publish(&mut c, "", &q, &plain(), "before confirms");
     confirm(&mut c, cx);
     for body in ["a", "b", "c"] {
         publish(&mut c, "", &q, &plain(), body);
     }
     confirms(&mut c, cx, 3);
-    declare_queue(
-        &mut c,
-        cx,
-        QueueDeclare {
-            passive: true,
-            ..QueueDeclare::new(&q)
-        },
-    );
+    declare_passive(&mut c, cx, &q);
     cx.t.log("-- delete if empty, not empty");
     let delete = QueueDelete {
         if_empty: true,
