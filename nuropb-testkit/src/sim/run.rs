@@ -6,6 +6,7 @@
 //! random order; the broker's timers. The run loops step until nothing more happens now, then
 //! move the clock to the next instant at which something will.
 
+use crate::broker::ConnectionId;
 use crate::sim::handler::{Reply, Work};
 use crate::sim::node::{EndpointPeer, Peer, Pending};
 use crate::sim::{Sim, seed};
@@ -322,17 +323,11 @@ impl Sim {
             let Some(c) = self.nodes[i].link.as_ref().map(|l| l.conn) else {
                 continue;
             };
-            if self.broker.pending_output(c) > 0 {
-                let mut buf = self.spare();
-                if self.broker.poll_transmit_into(c, &mut buf) {
-                    if let Some(tap) = &mut self.tap {
-                        tap.down(c, &buf);
-                    }
-                    self.send_down(i, buf);
-                    progress = true;
-                } else {
-                    self.pool.push(buf);
-                }
+            if self.broker.pending_output(c) > 0
+                && let Some(buf) = self.broker_output(c)
+            {
+                self.send_down(i, buf);
+                progress = true;
             }
             if let Some(link) = &mut self.nodes[i].link
                 && !link.broker_done
@@ -353,27 +348,33 @@ impl Sim {
         while k < self.unreachable.len() {
             let c = self.unreachable[k];
             if self.broker.pending_output(c) > 0 {
-                let mut buf = self.spare();
-                if self.broker.poll_transmit_into(c, &mut buf)
-                    && let Some(tap) = &mut self.tap
-                {
-                    tap.down(c, &buf);
+                if let Some(buf) = self.broker_output(c) {
+                    self.recycle(buf);
                 }
-                self.recycle(buf);
                 progress = true;
             }
             if self.broker.is_closed(c) {
                 self.unreachable.swap_remove(k);
-                self.broker.disconnect(c, self.now);
-                if let Some(tap) = &mut self.tap {
-                    tap.close(c);
-                }
+                self.forget(c);
                 progress = true;
             } else {
                 k += 1;
             }
         }
         progress
+    }
+
+    /// What the broker has written to connection `c`, read by the tap as it goes.
+    fn broker_output(&mut self, c: ConnectionId) -> Option<Vec<u8>> {
+        let mut buf = self.spare();
+        if !self.broker.poll_transmit_into(c, &mut buf) {
+            self.pool.push(buf);
+            return None;
+        }
+        if let Some(tap) = &mut self.tap {
+            tap.down(c, &buf);
+        }
+        Some(buf)
     }
 
     /// Delivers one arrived chunk per link, links in a random order; ends links whose last
@@ -451,10 +452,15 @@ impl Sim {
     /// The socket of node `i` goes: the broker forgets the connection.
     pub(crate) fn drop_link(&mut self, i: usize) {
         if let Some(link) = self.nodes[i].link.take() {
-            self.broker.disconnect(link.conn, self.now);
-            if let Some(tap) = &mut self.tap {
-                tap.close(link.conn);
-            }
+            self.forget(link.conn);
+        }
+    }
+
+    /// Connection `c`'s socket is gone: the broker (and the tap) forget it.
+    fn forget(&mut self, c: ConnectionId) {
+        self.broker.disconnect(c, self.now);
+        if let Some(tap) = &mut self.tap {
+            tap.close(c);
         }
     }
 }
