@@ -59,10 +59,7 @@ async fn a_client_starts_on_the_first_node_that_answers() {
 async fn a_client_whose_node_dies_carries_on_on_the_other() {
     let settings = support::mesh("cluster-failover").await;
     let service = Service::new("sleeper").method(support::nap());
-    let served = nuropb_tokio::connector(settings.clone())
-        .serve(service)
-        .await
-        .expect("the service connects");
+    let served = support::serve(&settings, service).await;
     let (a, b) = (
         Proxy::start(&settings.host, settings.port()).await,
         Proxy::start(&settings.host, settings.port()).await,

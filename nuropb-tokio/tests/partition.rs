@@ -15,10 +15,7 @@ use support::proxy::Proxy;
 async fn a_client_cut_off_silently_comes_back_once_the_broker_lets_its_old_connection_go() {
     let settings = support::mesh("partition").await;
     let service = Service::new("sleeper").method(support::nap());
-    let served = nuropb_tokio::connector(settings.clone())
-        .serve(service)
-        .await
-        .expect("the service connects");
+    let served = support::serve(&settings, service).await;
     let proxy = Proxy::start(&settings.host, settings.port()).await;
     let mut through_proxy = proxy.in_front(&settings);
     // Two seconds: each side gives up after about two silent intervals.

@@ -26,10 +26,7 @@ async fn counting_sink(
             counter.fetch_add(1, Ordering::SeqCst);
             async { Ok(()) }
         });
-    let served = nuropb_tokio::connector(settings.clone())
-        .serve(service)
-        .await
-        .expect("the service connects");
+    let served = support::serve(settings, service).await;
     (served, seen)
 }
 

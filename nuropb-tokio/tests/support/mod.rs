@@ -33,15 +33,20 @@ pub async fn mesh(name: &str) -> ConnectionSettings {
     settings
 }
 
+/// Serves `service` on `settings`: its handle.
+pub async fn serve(settings: &ConnectionSettings, service: Service) -> Client {
+    nuropb_tokio::connector(settings.clone())
+        .serve(service)
+        .await
+        .expect("the service connects")
+}
+
 /// Serves `service` on `settings` and connects a client there: (the service's handle, the client).
 pub async fn serve_and_connect(
     settings: &ConnectionSettings,
     service: Service,
 ) -> (Client, Client) {
-    let served = nuropb_tokio::connector(settings.clone())
-        .serve(service)
-        .await
-        .expect("the service connects");
+    let served = serve(settings, service).await;
     let client = nuropb_tokio::connector(settings.clone())
         .client()
         .await
