@@ -310,7 +310,9 @@ impl Driver {
             // With no connection there is no close-ok to wait for.
             let offline = self.endpoint.phase() == Phase::Disconnected || self.stream.is_none();
             self.endpoint.close();
-            self.finished |= offline;
+            if offline {
+                self.finish();
+            }
         }
     }
 
@@ -499,6 +501,8 @@ impl Driver {
         self.finish();
     }
 
+    /// The driver ends (the one place it does): the handles see it stopped, shutdowns are
+    /// answered, and the next poll fails whatever still waits.
     fn finish(&mut self) {
         self.finished = true;
         self.state.set(ConnectionState::Stopped);
@@ -652,7 +656,6 @@ impl Future for Driver {
 impl Driver {
     /// The driver ends: whoever still waits learns why.
     fn fail_remaining(&mut self) {
-        self.state.set(ConnectionState::Stopped);
         let error = NuropbError::new(ErrorKind::Transport, "the endpoint has stopped");
         for (_, responder) in self.responders.drain() {
             match responder {
