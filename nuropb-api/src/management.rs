@@ -48,14 +48,8 @@ fn perform(call: &HttpCall) -> Result<(u16, String), NuropbError> {
 /// The management API of each of the cluster's nodes, in the order they are tried.
 fn setups(settings: &ConnectionSettings) -> impl Iterator<Item = VhostSetup> + '_ {
     settings.nodes().map(|(host, port)| {
-        let node = ConnectionSettings {
-            host: host.to_owned(),
-            port: Some(port),
-            other_nodes: Vec::new(),
-            ..settings.clone()
-        };
         VhostSetup::new(
-            &node.management_api(),
+            &settings.management_api_at(host, Some(port)),
             &settings.username,
             &settings.password,
             &settings.vhost,

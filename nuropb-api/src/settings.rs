@@ -154,12 +154,17 @@ impl ConnectionSettings {
 
     /// The management API base URL, as Python maps it (port + 10000, https for TLS).
     pub fn management_api(&self) -> String {
+        self.management_api_at(&self.host, self.port)
+    }
+
+    /// The management API base URL of the node at `host:port`.
+    pub(crate) fn management_api_at(&self, host: &str, port: Option<u16>) -> String {
         AmqpUrl {
             tls: self.tls.is_some(),
             username: self.username.clone(),
             password: self.password.clone(),
-            host: self.host.clone(),
-            port: self.port,
+            host: host.to_owned(),
+            port,
             other_nodes: Vec::new(),
             vhost: self.vhost.clone(),
         }
