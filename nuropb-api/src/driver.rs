@@ -162,7 +162,9 @@ impl Driver {
             self.endpoint.waiting(),
             self.write_buf.len() - self.written + self.endpoint.pending_output(),
         );
-        self.backlog.release(std::mem::take(&mut self.taken));
+        if self.taken > 0 {
+            self.backlog.release(std::mem::take(&mut self.taken));
+        }
         progress
     }
 
