@@ -89,6 +89,13 @@ impl Client {
         self.state.get()
     }
 
+    /// How many messages arrived that could not be read (bad properties, a body over the
+    /// limit, bad JSON, undecryptable…): each was rejected once (on a service queue, answered
+    /// with a `NuropbMessageError` where it could be) or dropped, and logged at `warn`.
+    pub fn unreadable_messages(&self) -> u64 {
+        self.state.unreadable()
+    }
+
     async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, NuropbError>>) -> Order,

@@ -455,6 +455,18 @@ impl Driver {
                     kind,
                     error,
                 } => tracing::warn!(%correlation_id, %kind, %error, "not delivered"),
+                Event::Unreadable(message) => {
+                    self.state.count_unreadable();
+                    tracing::warn!(
+                        name = %self.name,
+                        arrival = ?message.arrival,
+                        correlation_id = message.correlation_id.as_deref().unwrap_or("-"),
+                        answered = message.answered,
+                        reason = %message.reason,
+                        "a message that cannot be read: the publisher's bytes; rejected once, \
+                         nothing else affected"
+                    );
+                }
                 Event::Blocked(blocked) => tracing::warn!(blocked, "broker flow control"),
                 Event::Disconnected { error } => {
                     self.state.set(ConnectionState::Reconnecting);

@@ -1,7 +1,7 @@
 //! Whether a participant is connected, as its connection driver last knew: for health checks
 //! and readiness probes.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 /// Where a participant's connection stands; see [`Client::state`](crate::Client::state).
 ///
@@ -27,12 +27,29 @@ pub enum ConnectionState {
 
 /// The state, shared by a participant's handles and its driver.
 #[derive(Debug)]
-pub(crate) struct SharedState(AtomicU8);
+pub(crate) struct SharedState {
+    state: AtomicU8,
+    /// Messages the participant could not read.
+    unreadable: AtomicU64,
+}
 
 impl SharedState {
     /// Ready: handles exist only once the participant is.
     pub(crate) fn new() -> Self {
-        SharedState(AtomicU8::new(0))
+        SharedState {
+            state: AtomicU8::new(0),
+            unreadable: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a message that could not be read.
+    pub(crate) fn count_unreadable(&self) {
+        self.unreadable.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Messages that could not be read.
+    pub(crate) fn unreadable(&self) -> u64 {
+        self.unreadable.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set(&self, state: ConnectionState) {
@@ -41,11 +58,11 @@ impl SharedState {
             ConnectionState::Reconnecting => 1,
             ConnectionState::Stopped => 2,
         };
-        self.0.store(code, Ordering::Release);
+        self.state.store(code, Ordering::Release);
     }
 
     pub(crate) fn get(&self) -> ConnectionState {
-        match self.0.load(Ordering::Acquire) {
+        match self.state.load(Ordering::Acquire) {
             0 => ConnectionState::Ready,
             1 => ConnectionState::Reconnecting,
             _ => ConnectionState::Stopped,

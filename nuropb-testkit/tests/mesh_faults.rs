@@ -201,6 +201,7 @@ fn a_twin_that_took_over_while_the_client_was_away_stops_it_once_the_grace_is_ov
     m.sim.endpoint_mut(m.client).set_backoff(Backoff {
         initial: Duration::from_secs(5),
         max: Duration::from_secs(20),
+        ..Backoff::default()
     });
     let lost = m.sim.elapsed();
     assert!(m.sim.drop_connection(m.client));

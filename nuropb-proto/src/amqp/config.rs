@@ -51,8 +51,9 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// How long to wait for the broker's `connection.close-ok` after we sent `connection.close`.
     pub close_timeout: Duration,
-    /// Largest message body accepted from the broker; a larger announced body closes the
-    /// connection with 506 RESOURCE_ERROR before any of it is buffered.
+    /// Largest message body accepted from the broker; a message with a larger announced body is
+    /// [`Unreadable`](crate::amqp::Unreadable): its body frames are counted, never buffered,
+    /// and the connection goes on.
     pub max_body_size: u64,
 }
 

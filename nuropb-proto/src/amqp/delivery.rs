@@ -4,11 +4,19 @@
 //! The event's message is built where it stays: the method fields when the method arrives, the
 //! properties decoded straight into it, the body buffer sized from the header (capped) so that a
 //! body arriving in one frame is copied once, into the `Vec` the event hands out.
+//!
+//! What is wrong inside one content — properties that do not decode, a body over the limit — is
+//! that message's problem: the body frames are still counted off (and dropped), and the content
+//! ends as an [`Unreadable`] with what could be read of its properties. Only what breaks the
+//! framing (a header of another class, a body frame longer than what remains, frames out of
+//! order) is the connection's.
 
 use amq_protocol::types::{ChannelId, ShortString};
 
 use crate::amqp::error::{Violation, reply_code};
-use crate::amqp::event::{Completion, Delivery, Event, GetMessage, RequestId, Returned};
+use crate::amqp::event::{
+    Completion, ContentError, Delivery, Event, GetMessage, Origin, RequestId, Returned, Unreadable,
+};
 use crate::amqp::properties::Properties;
 use crate::amqp::wire::Deliver;
 
@@ -29,6 +37,9 @@ pub(crate) struct Assembly {
     content: Content,
     /// Body bytes still to come; `None` until the content header arrived.
     remaining: Option<u64>,
+    /// Why the content cannot be read, and the body size its header announced: its body is
+    /// counted off, not kept.
+    fault: Option<(ContentError, u64)>,
 }
 
 impl Assembly {
@@ -92,6 +103,7 @@ impl Assembly {
         Assembly {
             content,
             remaining: None,
+            fault: None,
         }
     }
 
@@ -111,14 +123,11 @@ impl Assembly {
                 "content header while a content body was expected",
             ));
         }
-        let malformed = |what: &dyn std::fmt::Display| {
-            Violation::new(
-                reply_code::FRAME_ERROR,
-                format!("malformed content header: {what}"),
-            )
-        };
         let Some((fixed, props)) = payload.split_first_chunk::<12>() else {
-            return Err(malformed(&"shorter than 12 bytes"));
+            return Err(Violation::new(
+                reply_code::FRAME_ERROR,
+                "malformed content header: shorter than 12 bytes",
+            ));
         };
         let class_id = u16::from_be_bytes([fixed[0], fixed[1]]);
         // fixed[2..4] is the unused weight field.
@@ -131,15 +140,18 @@ impl Assembly {
                 format!("content header of class {class_id} after a basic method"),
             ));
         }
-        if body_size > max_body {
-            return Err(Violation::new(
-                reply_code::RESOURCE_ERROR,
-                format!("content body of {body_size} bytes exceeds the limit of {max_body}"),
-            ));
-        }
         let (properties, body) = self.parts();
-        properties.decode_into(props).map_err(|e| malformed(&e))?;
-        *body = Vec::with_capacity(body_size.min(MAX_PREALLOCATION) as usize);
+        let unreadable = properties.decode_into(props).err().map(ContentError::from);
+        let fault = unreadable.or_else(|| {
+            (body_size > max_body).then_some(ContentError::BodyTooLarge {
+                size: body_size,
+                limit: max_body,
+            })
+        });
+        if fault.is_none() {
+            *body = Vec::with_capacity(body_size.min(MAX_PREALLOCATION) as usize);
+        }
+        self.fault = fault.map(|f| (f, body_size));
         self.remaining = Some(body_size);
         Ok(body_size == 0)
     }
@@ -159,20 +171,70 @@ impl Assembly {
                 format!("content body frame of {len} bytes where {remaining} remained"),
             ));
         }
-        self.parts().1.extend_from_slice(payload);
+        if self.fault.is_none() {
+            self.parts().1.extend_from_slice(payload);
+        }
         self.remaining = Some(remaining - len);
         Ok(remaining == len)
     }
 
     /// The event for a complete content.
     pub(crate) fn finish(self, channel: ChannelId) -> Event {
+        let Some((error, body_size)) = self.fault else {
+            return match self.content {
+                Content::Deliver(d) => Event::Delivery(d),
+                Content::Return(r) => Event::Returned(r),
+                Content::Get(request, message) => Event::Completed {
+                    channel,
+                    request,
+                    result: Ok(Completion::Got(Box::new(message))),
+                },
+            };
+        };
+        let unreadable = |origin, exchange, routing_key, properties| {
+            Box::new(Unreadable {
+                channel,
+                origin,
+                exchange,
+                routing_key,
+                properties,
+                body_size,
+                error,
+            })
+        };
         match self.content {
-            Content::Deliver(d) => Event::Delivery(d),
-            Content::Return(r) => Event::Returned(r),
-            Content::Get(request, message) => Event::Completed {
+            Content::Deliver(d) => Event::Unreadable(unreadable(
+                Origin::Delivery {
+                    consumer_tag: d.consumer_tag,
+                    delivery_tag: d.delivery_tag,
+                    redelivered: d.redelivered,
+                },
+                d.exchange,
+                d.routing_key,
+                d.properties,
+            )),
+            Content::Return(r) => Event::Unreadable(unreadable(
+                Origin::Returned {
+                    reply_code: r.reply_code,
+                    reply_text: r.reply_text,
+                },
+                r.exchange,
+                r.routing_key,
+                r.properties,
+            )),
+            Content::Get(request, g) => Event::Completed {
                 channel,
                 request,
-                result: Ok(Completion::Got(Box::new(message))),
+                result: Ok(Completion::GotUnreadable(unreadable(
+                    Origin::Got {
+                        delivery_tag: g.delivery_tag,
+                        redelivered: g.redelivered,
+                        message_count: g.message_count,
+                    },
+                    g.exchange,
+                    g.routing_key,
+                    g.properties,
+                ))),
             },
         }
     }
@@ -225,16 +287,62 @@ mod tests {
         assert_eq!(a.header(&header(60, 0), 100), Ok(true));
     }
 
+    fn unreadable(event: Event) -> Unreadable {
+        match event {
+            Event::Unreadable(u) => *u,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_counted_off_not_kept() {
+        let mut a = deliver();
+        assert_eq!(a.header(&header(60, 101), 100), Ok(false));
+        assert_eq!(a.body(&[7; 60]), Ok(false));
+        assert_eq!(a.body(&[7; 41]), Ok(true));
+        let u = unreadable(a.finish(3));
+        assert_eq!(
+            u.error,
+            ContentError::BodyTooLarge {
+                size: 101,
+                limit: 100
+            }
+        );
+        assert_eq!(u.body_size, 101);
+        assert_eq!(
+            u.origin,
+            Origin::Delivery {
+                consumer_tag: "c".into(),
+                delivery_tag: 1,
+                redelivered: false
+            }
+        );
+    }
+
+    #[test]
+    fn properties_that_do_not_decode_make_the_content_unreadable() {
+        let mut bad = header(60, 3);
+        bad.push(0);
+        let mut a = deliver();
+        assert_eq!(a.header(&bad, 100), Ok(false));
+        assert_eq!(a.body(b"abc"), Ok(true));
+        let u = unreadable(a.finish(3));
+        assert_eq!(
+            u.error,
+            ContentError::Properties(crate::amqp::PropertiesError::TrailingBytes(1))
+        );
+        // Framing still holds the connection to account: more body than announced.
+        let mut a = deliver();
+        a.header(&bad, 100).unwrap();
+        assert_eq!(a.body(b"abcd").unwrap_err().code, 501);
+    }
+
     #[test]
     fn violations_carry_their_reply_codes() {
         let code = |r: Result<bool, Violation>| r.unwrap_err().code;
         assert_eq!(code(deliver().body(b"x")), 505);
         assert_eq!(code(deliver().header(&header(50, 1), 100)), 505);
-        assert_eq!(code(deliver().header(&header(60, 101), 100)), 506);
         assert_eq!(code(deliver().header(&[0, 60], 100)), 501);
-        let mut bad = header(60, 1);
-        bad.push(0);
-        assert_eq!(code(deliver().header(&bad, 100)), 501);
         let mut a = deliver();
         a.header(&header(60, 2), 100).unwrap();
         assert_eq!(code(a.body(b"abc")), 501);

@@ -4,7 +4,7 @@
 use amq_protocol::types::{ChannelId, FieldTable, ShortString};
 
 use crate::amqp::error::ConnectionError;
-use crate::amqp::properties::Properties;
+use crate::amqp::properties::{Properties, PropertiesError};
 
 /// Identifies a request (a synchronous AMQP method) in its [`Event::Completed`].
 ///
@@ -91,6 +91,78 @@ pub struct GetMessage {
     pub body: Vec<u8>,
 }
 
+/// A message the broker sent whose content could not be read: the publisher's doing, not the
+/// broker's, so the connection goes on. Its body was counted, not kept.
+///
+/// A delivery must still be settled by its tag — rejected without requeue, so that it
+/// dead-letters rather than comes back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unreadable {
+    /// The channel it came on.
+    pub channel: ChannelId,
+    /// Which method brought it, with that method's fields.
+    pub origin: Origin,
+    /// The exchange it was published to.
+    pub exchange: ShortString,
+    /// The routing key it was published with.
+    pub routing_key: ShortString,
+    /// What could be read of its properties ([`Properties::salvage`]): enough, usually, to
+    /// answer it by its reply-to and correlation id.
+    pub properties: Properties,
+    /// The size of its body, as its content header announced.
+    pub body_size: u64,
+    /// What was wrong.
+    pub error: ContentError,
+}
+
+/// The method an [`Unreadable`] message came with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// `basic.deliver`, to a consumer.
+    Delivery {
+        /// The consumer it was delivered to.
+        consumer_tag: ShortString,
+        /// The tag to settle it with (on its channel).
+        delivery_tag: u64,
+        /// Whether it was delivered before and not acknowledged.
+        redelivered: bool,
+    },
+    /// `basic.return`.
+    Returned {
+        /// Why the broker returned it, e.g. 312.
+        reply_code: u16,
+        /// The broker's text, e.g. `NO_ROUTE`.
+        reply_text: ShortString,
+    },
+    /// `basic.get-ok`.
+    Got {
+        /// The tag to settle it with (unless fetched with `no_ack`).
+        delivery_tag: u64,
+        /// Whether it was delivered before and not acknowledged.
+        redelivered: bool,
+        /// Messages left in the queue.
+        message_count: u32,
+    },
+}
+
+/// Why a message's content could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContentError {
+    /// Its content properties: what [`Properties::salvage`] found first.
+    #[error("unreadable content properties: {0}")]
+    Properties(#[from] PropertiesError),
+    /// Its body is larger than [`Config::max_body_size`](crate::amqp::Config::max_body_size).
+    #[error("a body of {size} bytes, over the limit of {limit}")]
+    BodyTooLarge {
+        /// The announced size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+}
+
 /// The broker's answer to a request.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Completion {
@@ -137,6 +209,8 @@ pub enum Completion {
     ConfirmSelected,
     /// `basic.get-ok` with its message.
     Got(Box<GetMessage>),
+    /// `basic.get-ok` with a message whose content could not be read.
+    GotUnreadable(Box<Unreadable>),
     /// `basic.get-empty`.
     GetEmpty,
 }
@@ -205,6 +279,9 @@ pub enum Event {
     },
     /// A message for a consumer.
     Delivery(Delivery),
+    /// A message for a consumer, or returned, whose content could not be read; a delivery must
+    /// still be settled.
+    Unreadable(Box<Unreadable>),
     /// A message the broker could not route.
     Returned(Returned),
     /// A publish on a channel in confirm mode was confirmed (or lost).

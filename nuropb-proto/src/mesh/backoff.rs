@@ -5,6 +5,10 @@ use std::time::Duration;
 /// Exponential backoff: attempt `n` waits `min(max, initial · 2ⁿ)`, scaled by a jitter factor
 /// between ½ and 1 so that a fleet of participants does not reconnect in step.
 ///
+/// Attempts count from the start of an outage, and an outage ends only once a connection has
+/// stayed ready for [`Backoff::healthy`]: a connection that fails again soon after it started
+/// is the same outage, so its delay keeps growing to the cap instead of starting over.
+///
 /// ```
 /// use nuropb_proto::mesh::Backoff;
 /// use std::time::Duration;
@@ -21,14 +25,18 @@ pub struct Backoff {
     pub initial: Duration,
     /// The longest delay.
     pub max: Duration,
+    /// How long a connection must stay ready before its loss starts a new outage (at
+    /// `initial` again).
+    pub healthy: Duration,
 }
 
 impl Default for Backoff {
-    /// 100 ms, doubling up to 30 s.
+    /// 100 ms, doubling up to 30 s; an outage ends after 30 s ready.
     fn default() -> Self {
         Backoff {
             initial: Duration::from_millis(100),
             max: Duration::from_secs(30),
+            healthy: Duration::from_secs(30),
         }
     }
 }

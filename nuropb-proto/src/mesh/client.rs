@@ -10,7 +10,7 @@ use crate::crypto::keys;
 use crate::describe::{DESCRIBE_METHOD, ServiceDescription};
 use crate::error::{ErrorKind, NuropbError};
 use crate::mesh::endpoint::{Endpoint, Phase};
-use crate::mesh::event::{Event, RequestId};
+use crate::mesh::event::{Arrival, Event, RequestId};
 use crate::message::{
     CallPayload, Envelope, EventLayout, EventPayload, MessageType, Object, Payload, Publication,
     TransportMessage,
@@ -187,6 +187,8 @@ pub(crate) struct Pending {
     pub(crate) encrypted: bool,
     /// Published on the current connection (so lost with it), rather than waiting in the outbox.
     pub(crate) sent: bool,
+    /// Why a response that came for it could not be read: said if the deadline passes.
+    pub(crate) unreadable: Option<String>,
 }
 
 /// A message waiting for the endpoint to be ready.
@@ -293,6 +295,7 @@ impl Endpoint {
                 method,
                 encrypted,
                 sent: false,
+                unreadable: None,
             },
         );
         self.deadlines
@@ -593,10 +596,20 @@ impl Endpoint {
         }
     }
 
-    /// A message on the response queue.
+    /// A message on the response queue. One that cannot be read fails no request: it is
+    /// dropped and counted, and the request it names (if any) waits for its real answer or its
+    /// deadline, whose error then says what came instead.
     pub(crate) fn on_response(&mut self, delivery: amqp::Delivery, now: Instant) {
-        let Ok(envelope) = Envelope::from_properties(&delivery.properties) else {
-            return; // not a NuroPb message; nobody waits for it
+        let envelope = match Envelope::from_properties(&delivery.properties) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                let correlation_id = delivery
+                    .properties
+                    .correlation_id
+                    .as_ref()
+                    .map(|c| c.as_str().to_owned());
+                return self.drop_response(correlation_id, e.to_string());
+            }
         };
         if envelope.kind != MessageType::Response {
             return;
@@ -611,10 +624,7 @@ impl Endpoint {
                 .decrypt_response(&correlation_id, &delivery.body, now)
             {
                 Ok(body) => body,
-                Err(e) => {
-                    let error = NuropbError::new(ErrorKind::Message, e.to_string());
-                    return self.resolve(&correlation_id, Err(error));
-                }
+                Err(e) => return self.drop_response(Some(correlation_id), e.to_string()),
             }
         } else {
             delivery.body
@@ -628,9 +638,20 @@ impl Endpoint {
                 None => Ok(response.result),
             },
             Ok(_) => return,
-            Err(e) => Err(e.to_error()),
+            Err(e) => return self.drop_response(Some(correlation_id), e.to_string()),
         };
         self.resolve(&correlation_id, result);
+    }
+
+    /// Drops a response that cannot be read, noting why on the request it names.
+    pub(crate) fn drop_response(&mut self, correlation_id: Option<String>, reason: String) {
+        if let Some(pending) = correlation_id
+            .as_ref()
+            .and_then(|c| self.pending.get_mut(c))
+        {
+            pending.unreadable.get_or_insert_with(|| reason.clone());
+        }
+        self.note_unreadable(Arrival::ResponseQueue, correlation_id, reason, false);
     }
 
     /// A message the broker could not route.
@@ -684,14 +705,18 @@ impl Endpoint {
                 break;
             }
             let ((_, id), correlation_id) = entry.remove_entry();
-            if self
-                .pending
-                .get(&correlation_id)
-                .is_some_and(|p| p.id == id)
+            if let Some(pending) = self.pending.get(&correlation_id)
+                && pending.id == id
             {
                 let error = NuropbError::new(
                     ErrorKind::Timeout,
-                    "no response before the request's deadline",
+                    match &pending.unreadable {
+                        None => "no response before the request's deadline".to_owned(),
+                        Some(why) => format!(
+                            "no response before the request's deadline (one that came could \
+                             not be read: {why})"
+                        ),
+                    },
                 );
                 self.resolve(&correlation_id, Err(error));
             }

@@ -7,7 +7,7 @@ use crate::error::{ErrorKind, NuropbError};
 use crate::mesh::backoff::Backoff;
 use crate::mesh::client::{Pending, Queued};
 use crate::mesh::config::EndpointConfig;
-use crate::mesh::event::{Event, RequestId};
+use crate::mesh::event::{Arrival, Event, RequestId, UnreadableMessage};
 use crate::mesh::ids::IdGenerator;
 use crate::mesh::service::{InFlight, Settlements};
 use crate::mesh::{names, topology};
@@ -98,6 +98,11 @@ pub struct Endpoint {
     /// heartbeat timer can have let that connection go, a refusal of this endpoint's exclusive
     /// queues and consumers is taken to be that connection's doing, not a twin's.
     pub(crate) ready_lost_at: Option<Instant>,
+    /// Messages that could not be read, since the endpoint was made.
+    pub(crate) unreadable: u64,
+    /// When the endpoint last became ready: a connection lost sooner than
+    /// [`Backoff::healthy`] after that is part of the same outage.
+    pub(crate) ready_since: Option<Instant>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -168,6 +173,8 @@ impl Endpoint {
             internal: HashSet::new(),
             last_now: now,
             ready_lost_at: None,
+            unreadable: 0,
+            ready_since: None,
         })
     }
 
@@ -243,7 +250,8 @@ impl Endpoint {
     }
 
     /// How long to wait before [`Endpoint::reconnect`], given a `jitter` in `[0, 1]` from the
-    /// adapter's randomness; grows with each attempt since the endpoint was last ready.
+    /// adapter's randomness; grows with each attempt of the outage (see [`Backoff`]: a
+    /// connection lost soon after it became ready does not start the schedule over).
     pub fn reconnect_delay(&self, jitter: f64) -> Duration {
         self.backoff.delay(self.reconnects, jitter)
     }
@@ -302,6 +310,12 @@ impl Endpoint {
     /// How many requests wait for a response (including those waiting for the connection).
     pub fn pending_requests(&self) -> usize {
         self.pending.len() + self.awaiting_key.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// How many messages could not be read since the endpoint was made (each also an
+    /// [`Event::Unreadable`]).
+    pub fn unreadable(&self) -> u64 {
+        self.unreadable
     }
 
     /// How many messages wait for the connection.
@@ -366,6 +380,7 @@ impl Endpoint {
                 _ => {}
             },
             amqp::Event::Returned(returned) => self.on_returned(returned),
+            amqp::Event::Unreadable(unreadable) => self.on_unreadable(*unreadable),
             amqp::Event::Confirmed { .. } | amqp::Event::Flow { .. } => {}
             amqp::Event::ConsumerCancelled { channel, .. } if Some(channel) == self.channel => {
                 // A queue of ours went away (deleted by an operator): start the channel over,
@@ -386,6 +401,84 @@ impl Endpoint {
                 ..
             } => self.on_closed(reply_code, reply_text, error),
         }
+    }
+
+    /// A message whose content could not be read: the service queue's is refused and answered,
+    /// a returned one is taken for what could be read of it, the others are dropped.
+    fn on_unreadable(&mut self, unreadable: amqp::Unreadable) {
+        let amqp::Unreadable {
+            channel,
+            origin,
+            exchange,
+            routing_key,
+            properties,
+            error,
+            ..
+        } = unreadable;
+        match origin {
+            amqp::Origin::Delivery {
+                consumer_tag,
+                delivery_tag,
+                ..
+            } => {
+                let arrival = match consumer_tag.as_str() {
+                    names::SERVICE_CONSUMER => {
+                        self.settlements.track(delivery_tag);
+                        let kind = crate::mesh::client::nuropb_type(&properties);
+                        return self.refuse_unreadable(
+                            delivery_tag,
+                            &properties,
+                            kind,
+                            error.into(),
+                        );
+                    }
+                    names::RESPONSE_CONSUMER => Arrival::ResponseQueue,
+                    names::LISTEN_CONSUMER => Arrival::ListenQueue,
+                    _ => return,
+                };
+                let correlation_id = properties.correlation_id.map(|c| c.as_str().to_owned());
+                self.note_unreadable(arrival, correlation_id, error.to_string(), false);
+            }
+            amqp::Origin::Returned {
+                reply_code,
+                reply_text,
+            } => {
+                let correlation_id = properties
+                    .correlation_id
+                    .as_ref()
+                    .map(|c| c.as_str().to_owned());
+                self.note_unreadable(Arrival::Returned, correlation_id, error.to_string(), false);
+                // Ours, returned: what could be read of it still says which request failed.
+                self.on_returned(amqp::Returned {
+                    channel,
+                    reply_code,
+                    reply_text,
+                    exchange,
+                    routing_key,
+                    properties,
+                    body: Vec::new(),
+                });
+            }
+            // The endpoint fetches nothing with basic.get.
+            _ => {}
+        }
+    }
+
+    /// Counts an unreadable message and tells the adapter: [`Event::Unreadable`].
+    pub(crate) fn note_unreadable(
+        &mut self,
+        arrival: Arrival,
+        correlation_id: Option<String>,
+        reason: String,
+        answered: bool,
+    ) {
+        self.unreadable += 1;
+        self.events.push_back(Event::Unreadable(UnreadableMessage {
+            arrival,
+            correlation_id,
+            reason,
+            answered,
+        }));
     }
 
     fn open_channel(&mut self) {
@@ -463,7 +556,7 @@ impl Endpoint {
         if self.startup.remove(&request) && self.startup.is_empty() && self.phase == Phase::Starting
         {
             self.phase = Phase::Ready;
-            self.reconnects = 0;
+            self.ready_since = Some(now);
             self.events.push_back(Event::Ready);
             self.flush_outbox(now);
         }
@@ -542,6 +635,12 @@ impl Endpoint {
         }
         if self.phase == Phase::Ready {
             self.ready_lost_at = Some(self.last_now);
+            // Ready long enough: this is a new outage, and its backoff starts over.
+            if self.ready_since.is_some_and(|since| {
+                self.last_now.saturating_duration_since(since) >= self.backoff.healthy
+            }) {
+                self.reconnects = 0;
+            }
         }
         let was_closing = self.phase == Phase::Closing;
         self.channel = None;

@@ -16,6 +16,33 @@ impl RequestId {
     }
 }
 
+/// Where an [`Event::Unreadable`] message arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Arrival {
+    /// On the service queue (a call, command or event for this service).
+    ServiceQueue,
+    /// On the response queue.
+    ResponseQueue,
+    /// On the listen queue of a listener.
+    ListenQueue,
+    /// Returned by the broker as unroutable.
+    Returned,
+}
+
+/// A message that could not be read: where it came, what was wrong, what was done.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnreadableMessage {
+    /// Where it arrived.
+    pub arrival: Arrival,
+    /// Its correlation id, when that much could be read.
+    pub correlation_id: Option<String>,
+    /// What was wrong with it: the publisher's bytes, never the broker's.
+    pub reason: String,
+    /// Whether its sender was answered with a `NuropbMessageError`.
+    pub answered: bool,
+}
+
 /// What happened on the mesh.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -47,6 +74,12 @@ pub enum Event {
         /// Why.
         error: NuropbError,
     },
+    /// A message arrived that could not be read, and was dealt with: on the service queue,
+    /// rejected once without requeue (so it dead-letters) and answered with a
+    /// `NuropbMessageError` when it had a reply-to and a correlation id; on the response and
+    /// listen queues, dropped (a request it may have been meant for waits for its real answer
+    /// or its deadline). For the adapter to log and count; nothing to do.
+    Unreadable(UnreadableMessage),
     /// The broker paused (`true`) or resumed (`false`) reading from this connection.
     Blocked(bool),
     /// The connection ended — or the broker refused this endpoint's exclusive queue or consumer

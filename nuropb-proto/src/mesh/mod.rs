@@ -33,7 +33,7 @@ pub use call::{Call, DeliveryId, IncomingEvent};
 pub use client::{OutgoingEvent, Request};
 pub use config::{EndpointConfig, MeshNames, ServiceConfig};
 pub use endpoint::{Endpoint, Phase};
-pub use event::{Event, RequestId};
+pub use event::{Arrival, Event, RequestId, UnreadableMessage};
 pub use footprint::Footprint;
 pub use outcome::{EventSpec, Outcome};
 pub use service::CompleteError;

@@ -19,7 +19,7 @@ use crate::describe::DESCRIBE_METHOD;
 use crate::error::{ErrorKind, NuropbError};
 use crate::mesh::call::{Call, DeliveryId, IncomingEvent};
 use crate::mesh::endpoint::Endpoint;
-use crate::mesh::event::Event;
+use crate::mesh::event::{Arrival, Event};
 use crate::mesh::outcome::{EventSpec, Outcome};
 use crate::message::{
     CallPayload, DecodeError, Envelope, EventLayout, EventPayload, MessageType, Object, Payload,
@@ -204,16 +204,40 @@ impl Endpoint {
         }
     }
 
-    /// An event on the listen queue (auto-acknowledged): handed out, never completed.
+    /// An event on the listen queue (auto-acknowledged): handed out, never completed; one that
+    /// cannot be read is dropped and counted.
     pub(crate) fn on_listened(&mut self, delivery: amqp::Delivery) {
-        let Ok(envelope) = Envelope::from_properties(&delivery.properties) else {
-            return;
+        let correlation_id = || {
+            delivery
+                .properties
+                .correlation_id
+                .as_ref()
+                .map(|c| c.as_str().to_owned())
+        };
+        let envelope = match Envelope::from_properties(&delivery.properties) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                return self.note_unreadable(
+                    Arrival::ListenQueue,
+                    correlation_id(),
+                    e.to_string(),
+                    false,
+                );
+            }
         };
         if envelope.kind != MessageType::Event {
             return;
         }
-        let Ok(message) = envelope.open(&delivery.body) else {
-            return;
+        let message = match envelope.open(&delivery.body) {
+            Ok(message) => message,
+            Err(e) => {
+                return self.note_unreadable(
+                    Arrival::ListenQueue,
+                    correlation_id(),
+                    e.to_string(),
+                    false,
+                );
+            }
         };
         if let Payload::Event(event) = message.payload {
             let delivery = DeliveryId {
@@ -485,8 +509,9 @@ impl Endpoint {
                 .basic_publish_raw(ch, &publish, &publication.properties, &publication.body);
     }
 
-    /// Rejects a message that cannot be read, once, and answers it when it has a reply-to.
-    fn refuse_unreadable(
+    /// Rejects a message that cannot be read, once, and answers it when it has a reply-to and
+    /// a correlation id; [`Event::Unreadable`] tells the adapter.
+    pub(crate) fn refuse_unreadable(
         &mut self,
         tag: u64,
         properties: &amqp::Properties,
@@ -494,50 +519,54 @@ impl Endpoint {
         error: DecodeError,
     ) {
         self.settle(tag, Settle::Reject);
-        if matches!(
-            kind,
-            Some(MessageType::Event | MessageType::Response | MessageType::Command)
-        ) {
-            return;
-        }
-        let Some(reply_to) = properties
+        let correlation_id = properties
+            .correlation_id
+            .as_ref()
+            .map(|c| c.as_str().to_owned());
+        let reply_to = properties
             .reply_to
             .as_ref()
             .map(|r| r.as_str().to_owned())
-            .filter(|r| !r.is_empty())
-        else {
-            return;
+            .filter(|r| !r.is_empty());
+        let answerable = !matches!(
+            kind,
+            Some(MessageType::Event | MessageType::Response | MessageType::Command)
+        );
+        let answered = match (reply_to, &correlation_id) {
+            (Some(reply_to), Some(correlation_id)) if answerable => {
+                let trace_id = properties
+                    .headers
+                    .as_ref()
+                    .and_then(|h| match h.get("trace_id") {
+                        Some(AMQPValue::LongString(s)) => {
+                            std::str::from_utf8(s.as_bytes()).ok().map(str::to_owned)
+                        }
+                        _ => None,
+                    });
+                let in_flight = InFlight {
+                    kind: MessageType::Request,
+                    redelivered: false,
+                    reply_to: Some(reply_to),
+                    correlation_id: correlation_id.clone(),
+                    trace_id,
+                    context: Object::new(),
+                    encrypted: false,
+                };
+                self.answer(
+                    &in_flight,
+                    Err(error.to_error()),
+                    ResponseLayout::Raised,
+                    self.last_now,
+                );
+                true
+            }
+            _ => false,
         };
-        let Some(correlation_id) = properties
-            .correlation_id
-            .as_ref()
-            .map(|c| c.as_str().to_owned())
-        else {
-            return;
-        };
-        let trace_id = properties
-            .headers
-            .as_ref()
-            .and_then(|h| match h.get("trace_id") {
-                Some(AMQPValue::LongString(s)) => {
-                    std::str::from_utf8(s.as_bytes()).ok().map(str::to_owned)
-                }
-                _ => None,
-            });
-        let in_flight = InFlight {
-            kind: MessageType::Request,
-            redelivered: false,
-            reply_to: Some(reply_to),
+        self.note_unreadable(
+            Arrival::ServiceQueue,
             correlation_id,
-            trace_id,
-            context: Object::new(),
-            encrypted: false,
-        };
-        self.answer(
-            &in_flight,
-            Err(error.to_error()),
-            ResponseLayout::Raised,
-            self.last_now,
+            error.to_string(),
+            answered,
         );
     }
 }

@@ -19,6 +19,9 @@ use std::fmt;
 /// [`DecodeError::to_error`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// The content header could not be read, or the body was over the size limit.
+    #[error("{0}")]
+    Content(#[from] crate::amqp::ContentError),
     /// The content header has no `headers` table at all.
     #[error("message has no headers")]
     NoHeaders,

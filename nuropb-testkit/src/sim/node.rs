@@ -7,6 +7,7 @@ use nuropb_proto::NuropbError;
 use nuropb_proto::amqp::{self, Connection};
 use nuropb_proto::mesh::{
     Call, CompleteError, DeliveryId, Endpoint, EventSpec, IncomingEvent, Outcome, RequestId,
+    UnreadableMessage,
 };
 use nuropb_proto::message::MessageType;
 use serde_json::Value;
@@ -34,6 +35,8 @@ pub struct Record {
     pub handed_out: u64,
     /// Commands and events reported not delivered: correlation id, kind, error.
     pub not_delivered: Vec<(String, MessageType, NuropbError)>,
+    /// Messages it could not read, as it reported them.
+    pub unreadable: Vec<UnreadableMessage>,
     /// How many times the endpoint became ready.
     pub readies: u32,
     /// The errors of its disconnections.

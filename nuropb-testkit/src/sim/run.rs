@@ -519,6 +519,7 @@ fn on_event(
             kind,
             error,
         } => e.record.not_delivered.push((correlation_id, kind, error)),
+        Event::Unreadable(unreadable) => e.record.unreadable.push(unreadable),
         Event::Blocked(_) => {}
         Event::Disconnected { error } => {
             e.record.disconnects.push(error);

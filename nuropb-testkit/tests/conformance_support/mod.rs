@@ -278,6 +278,15 @@ pub fn describe(e: &Event) -> String {
             r.routing_key,
             String::from_utf8_lossy(&r.body)
         ),
+        Event::Unreadable(u) => format!(
+            "unreadable {:?} ex={} rk={} size={} {} error={}",
+            u.origin,
+            u.exchange,
+            u.routing_key,
+            u.body_size,
+            props(&u.properties),
+            u.error
+        ),
         Event::Confirmed { seq, outcome, .. } => format!("confirm {seq} {outcome:?}"),
         Event::ConsumerCancelled { consumer_tag, .. } => format!("cancelled {consumer_tag}"),
         Event::Flow { active, .. } => format!("flow {active}"),
