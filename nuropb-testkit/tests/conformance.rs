@@ -31,6 +31,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("exclusive_and_cancel", exclusive_and_cancel),
     ("confirms_and_errors", confirms_and_errors),
     ("connection_errors", connection_errors),
+    ("unreadable_properties", unreadable_properties),
 ];
 
 fn long(s: &str) -> AMQPValue {
@@ -586,6 +587,100 @@ fn connection_errors(cx: &mut Ctx) {
     c.until(&mut cx.t, "the connection closes", |e| {
         matches!(e, Event::Closed { .. })
     });
+}
+
+fn short(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(s.len() as u8);
+    out.extend_from_slice(s);
+}
+
+/// A property list with a correlation id and a header table of `entries`.
+fn with_table(entries: &[u8]) -> Vec<u8> {
+    use nuropb_proto::amqp::properties::flag::*;
+    let mut bytes = (HEADERS | CORRELATION_ID).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    bytes.extend_from_slice(entries);
+    short(&mut bytes, b"c-1");
+    bytes
+}
+
+/// Property lists a publisher may send that the client cannot read in full: RabbitMQ forwards
+/// the first kind untouched and closes the connection for the second.
+fn unreadable_properties(cx: &mut Ctx) {
+    use nuropb_proto::amqp::properties::flag::*;
+    let mut deep = Vec::new();
+    for _ in 0..40 {
+        let mut t = vec![1, b'k', b'F'];
+        t.extend_from_slice(&(deep.len() as u32).to_be_bytes());
+        t.extend_from_slice(&deep);
+        deep = t;
+    }
+    let mut not_utf8 = (CORRELATION_ID | REPLY_TO).to_be_bytes().to_vec();
+    short(&mut not_utf8, b"\xff\xfe");
+    short(&mut not_utf8, b"rq");
+    let mut reserved = (CORRELATION_ID | RESERVED).to_be_bytes().to_vec();
+    short(&mut reserved, b"c-1");
+    let forwarded: [(&str, Vec<u8>); 4] = [
+        ("nested 40 deep", with_table(&deep)),
+        ("a key not UTF-8", with_table(&[2, 0xff, 0xfe, b'V'])),
+        ("a correlation id not UTF-8", not_utf8),
+        ("a reserved flag bit", reserved),
+    ];
+    let mut c = cx.client();
+    let (dlx, dlq) = dead_letters(&mut c, cx);
+    let q = cx.name("raw");
+    let arguments = args(&[("x-dead-letter-exchange", long(&dlx))]);
+    declare_exclusive(&mut c, cx, &q, arguments);
+    confirm(&mut c, cx);
+    for (what, bytes) in &forwarded {
+        publish_raw(&mut c, &q, bytes, what);
+    }
+    confirms(&mut c, cx, forwarded.len());
+    for _ in &forwarded {
+        get(&mut c, cx, &q, false);
+    }
+    // Rejected, they are dead-lettered with their properties as they came, x-death added.
+    for tag in 1..=forwarded.len() as u64 {
+        c.conn.basic_reject(1, tag, false).unwrap();
+    }
+    c.quiet(&mut cx.t, Duration::from_millis(150));
+    for _ in &forwarded {
+        get(&mut c, cx, &dlq, true);
+    }
+    delete_exchange(&mut c, cx, &dlx);
+    c.close();
+    let refused: [(&str, Vec<u8>); 5] = [
+        ("a value of type U", with_table(&[1, b'k', b'U', 0, 1])),
+        (
+            "an unknown type, nested",
+            with_table(&[1, b'k', b'F', 0, 0, 0, 3, 1, b'j', b'Z']),
+        ),
+        ("trailing bytes", {
+            let mut b = CORRELATION_ID.to_be_bytes().to_vec();
+            short(&mut b, b"c");
+            b.extend_from_slice(&[0, 0]);
+            b
+        }),
+        (
+            "a continuation flag",
+            (CORRELATION_ID | CONTINUATION).to_be_bytes().to_vec(),
+        ),
+        ("a table longer than the list", {
+            let mut b = HEADERS.to_be_bytes().to_vec();
+            b.extend_from_slice(&1000u32.to_be_bytes());
+            b.extend_from_slice(b"ab");
+            b
+        }),
+    ];
+    for (what, bytes) in &refused {
+        let mut c = cx.client();
+        cx.t.log(format!("-- {what}"));
+        declare_exclusive(&mut c, cx, &q, FieldTable::default());
+        publish_raw(&mut c, &q, bytes, what);
+        c.until(&mut cx.t, "the connection closes", |e| {
+            matches!(e, Event::Closed { .. })
+        });
+    }
 }
 
 fn prefix() -> String {

@@ -10,6 +10,8 @@
 //! raised and moved to the front. Automatic cycles (a message coming back to a queue it expired or
 //! overflowed from, with no rejection in between) are dropped.
 //!
+//! Everything else in the property list goes on byte for byte, readable by the client or not.
+//!
 //! One difference remains: field tables nested in headers are written in key order (they are
 //! `amq-protocol` `FieldTable`s), so the keys of an `x-death` entry come out alphabetically
 //! where RabbitMQ writes a first death's entry in the order above. Clients read them by name.
@@ -17,8 +19,10 @@
 use crate::broker::Broker;
 use crate::broker::message::{DeathReason, Entry, Message};
 use crate::broker::queue::QueueId;
-use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
+use crate::broker::raw_props::{self, RawProperties};
+use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString};
 use nuropb_proto::amqp::Headers;
+use nuropb_proto::amqp::properties::flag::{DELIVERY_MODE, EXPIRATION, HEADERS};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -45,7 +49,15 @@ fn text(v: Option<&AMQPValue>) -> Option<&[u8]> {
     }
 }
 
-/// The message as it leaves for the dead-letter exchange.
+/// A header's value on its way out: as it came, or set here.
+enum Value<'a> {
+    Raw(&'a [u8]),
+    Set(AMQPValue),
+}
+
+/// The message as it leaves for the dead-letter exchange. Its properties are rewritten at the
+/// byte level: headers that the client's decoder cannot read (nested deeper than it reads, keys
+/// that are not UTF-8) and the other properties go on as they came, as RabbitMQ forwards them.
 pub(crate) fn dead_lettered(
     original: &Message,
     reason: DeathReason,
@@ -54,14 +66,19 @@ pub(crate) fn dead_lettered(
     dlrk: Option<&str>,
     time: u64,
 ) -> Message {
-    let mut props = original.properties();
-    let mut headers: Vec<(String, AMQPValue)> = props
-        .headers
-        .take()
-        .map(|h| h.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect())
+    // Checked at publish (or written by the broker), so it splits.
+    let mut raw = RawProperties::split(&original.raw_properties).unwrap_or_default();
+    let mut headers: Vec<(Vec<u8>, Value)> = raw
+        .get(HEADERS)
+        .map(|table| {
+            raw_props::entries(table.get(4..).unwrap_or_default())
+                .into_iter()
+                .map(|(k, v)| (k.to_vec(), Value::Raw(v)))
+                .collect()
+        })
         .unwrap_or_default();
     if dlrk.is_some() {
-        headers.retain(|(k, _)| k != "CC");
+        headers.retain(|(k, _)| k != b"CC");
     }
     let mut info = FieldTable::default();
     info.insert("reason".into(), long(reason.as_str()));
@@ -72,20 +89,30 @@ pub(crate) fn dead_lettered(
         "routing-keys".into(),
         AMQPValue::FieldArray(FieldArray::from(vec![long(&original.routing_key)])),
     );
-    if let Some(exp) = &props.expiration {
-        info.insert("original-expiration".into(), long(exp.as_str()));
+    if let Some(exp) = raw.get(EXPIRATION) {
+        let exp = exp.get(1..).unwrap_or_default();
+        info.insert(
+            "original-expiration".into(),
+            AMQPValue::LongString(LongString::from(exp.to_vec())),
+        );
     }
     let mut first = info.clone();
     first.insert("count".into(), AMQPValue::LongLongInt(1));
-    let set = |headers: &mut Vec<(String, AMQPValue)>, k: &str, v: AMQPValue| match headers
+    let set = |headers: &mut Vec<(Vec<u8>, Value)>, k: &str, v: AMQPValue| match headers
         .iter_mut()
-        .find(|(key, _)| key == k)
+        .find(|(key, _)| key == k.as_bytes())
     {
-        Some(slot) => slot.1 = v,
-        None => headers.push((k.to_owned(), v)),
+        Some(slot) => slot.1 = Value::Set(v),
+        None => headers.push((k.as_bytes().to_vec(), Value::Set(v))),
     };
-    let death_at = headers.iter().position(|(k, _)| k == "x-death");
-    match death_at.map(|i| headers[i].1.clone()) {
+    let death = headers
+        .iter()
+        .find(|(k, _)| k == b"x-death")
+        .map(|(_, v)| match v {
+            Value::Raw(bytes) => raw_props::decode_value(bytes),
+            Value::Set(v) => Some(v.clone()),
+        });
+    match death {
         None => {
             set(&mut headers, "x-first-death-reason", long(reason.as_str()));
             set(&mut headers, "x-first-death-queue", long(queue));
@@ -101,7 +128,7 @@ pub(crate) fn dead_lettered(
                 AMQPValue::FieldArray(deaths.into()),
             );
         }
-        Some(AMQPValue::FieldArray(deaths)) => {
+        Some(Some(AMQPValue::FieldArray(deaths))) => {
             let mut deaths: Vec<AMQPValue> = deaths.as_slice().to_vec();
             let matching = deaths.iter().position(|d| match d {
                 AMQPValue::FieldTable(t) => {
@@ -137,23 +164,28 @@ pub(crate) fn dead_lettered(
             );
         }
     }
-    headers.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    props.headers = Some(
-        headers
-            .into_iter()
-            .filter_map(|(k, v)| Some((ShortString::try_new(k).ok()?, v)))
-            .collect::<Headers>(),
-    );
-    props.expiration = None;
-    let mut raw_properties = Vec::new();
-    props.encode(&mut raw_properties);
+    headers.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut table = vec![0; 4];
+    for (key, value) in &headers {
+        table.push(key.len() as u8);
+        table.extend_from_slice(key);
+        match value {
+            Value::Raw(bytes) => table.extend_from_slice(bytes),
+            Value::Set(v) => table.extend_from_slice(&raw_props::encode_value(v)),
+        }
+    }
+    let len = (table.len() - 4) as u32;
+    table[..4].copy_from_slice(&len.to_be_bytes());
+    raw.set(HEADERS, Some(&table));
+    raw.set(EXPIRATION, None);
+    let persistent = raw.get(DELIVERY_MODE) == Some(&[2]);
     Message {
         exchange: dlx.to_owned(),
         routing_key: dlrk.unwrap_or(&original.routing_key).to_owned(),
-        raw_properties,
+        raw_properties: raw.encode(),
         body: original.body.clone(),
         ttl: None,
-        persistent: props.delivery_mode == Some(2),
+        persistent,
     }
 }
 

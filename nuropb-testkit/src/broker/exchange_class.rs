@@ -286,11 +286,7 @@ impl Broker {
             dests.clear();
             let h = if x.kind == ExchangeKind::Headers {
                 headers
-                    .get_or_insert_with(|| {
-                        Properties::decode(raw_properties)
-                            .ok()
-                            .and_then(|p| p.headers)
-                    })
+                    .get_or_insert_with(|| Properties::salvage(raw_properties).0.headers)
                     .as_ref()
             } else {
                 None

@@ -14,6 +14,7 @@ use crate::broker::{Broker, ConnectionId, wire};
 use amq_protocol::protocol::{AMQPClass, access, basic, channel, confirm, exchange, queue, tx};
 use nuropb_proto::amqp::frame::{Frame, FrameError, RawFrame, method_ids};
 use nuropb_proto::amqp::properties::PropertiesError;
+use nuropb_proto::amqp::reply_code::INTERNAL_ERROR;
 use std::time::Instant;
 
 /// A method frame, decoded; the hot methods without `amq-protocol`.
@@ -422,15 +423,17 @@ impl Broker {
         };
         let (class_id, method_id) = method.ids();
         // Class (2), weight (2), body size (8), then the property flags and list.
-        let (Some((fixed, props)), Ok(facts)) = (
-            payload.split_first_chunk::<12>(),
-            facts(payload.get(12..).unwrap_or_default()),
-        ) else {
+        let Some((fixed, props)) = payload.split_first_chunk::<12>() else {
             let e = FrameError::BadHeader {
                 channel: ch,
                 error: PropertiesError::Malformed,
             };
             return self.frame_failed(c, &e);
+        };
+        // A property list RabbitMQ cannot parse ends the connection with a bare 541 (its
+        // parser crashes the channel's reader); one it can parse goes on as it came.
+        let Ok(facts) = facts(props) else {
+            return self.send_connection_close(c, INTERNAL_ERROR, "INTERNAL_ERROR", 0, 0);
         };
         let header_class = u16::from_be_bytes([fixed[0], fixed[1]]);
         let body_size = u64::from_be_bytes([

@@ -28,10 +28,10 @@ pub(crate) struct Message {
 }
 
 impl Message {
-    /// The content properties, decoded.
+    /// The content properties, as far as the client's decoder reads them (RabbitMQ forwards
+    /// lists it cannot read; what the broker needs of them it reads from the bytes).
     pub(crate) fn properties(&self) -> Properties {
-        // The bytes were checked at publish (or encoded by the broker), so this does not fail.
-        Properties::decode(&self.raw_properties).unwrap_or_default()
+        Properties::salvage(&self.raw_properties).0
     }
 }
 

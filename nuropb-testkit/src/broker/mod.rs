@@ -74,6 +74,7 @@ mod props;
 mod publish;
 mod queue;
 mod queue_class;
+mod raw_props;
 mod routing;
 mod timers;
 mod vhost;

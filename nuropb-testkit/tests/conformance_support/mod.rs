@@ -278,15 +278,7 @@ pub fn describe(e: &Event) -> String {
             r.routing_key,
             String::from_utf8_lossy(&r.body)
         ),
-        Event::Unreadable(u) => format!(
-            "unreadable {:?} ex={} rk={} size={} {} error={}",
-            u.origin,
-            u.exchange,
-            u.routing_key,
-            u.body_size,
-            props(&u.properties),
-            u.error
-        ),
+        Event::Unreadable(u) => unreadable(u),
         Event::Confirmed { seq, outcome, .. } => format!("confirm {seq} {outcome:?}"),
         Event::ConsumerCancelled { consumer_tag, .. } => format!("cancelled {consumer_tag}"),
         Event::Flow { active, .. } => format!("flow {active}"),
@@ -312,6 +304,7 @@ fn completion(c: &Completion) -> String {
         Completion::QueueDeleted { message_count } => format!("delete-ok {message_count}"),
         Completion::ConsumeStarted { consumer_tag } => format!("consume-ok {consumer_tag}"),
         Completion::ConsumeCancelled { consumer_tag } => format!("cancel-ok {consumer_tag}"),
+        Completion::GotUnreadable(u) => format!("get-ok {}", unreadable(u)),
         Completion::Got(m) => format!(
             "get-ok tag={} redelivered={} ex={} rk={} left={} {} body={}",
             m.delivery_tag,
@@ -324,6 +317,33 @@ fn completion(c: &Completion) -> String {
         ),
         other => format!("{other:?}"),
     }
+}
+
+/// A message the client could not read: where from, what it could read, why not the rest.
+fn unreadable(u: &nuropb_proto::amqp::Unreadable) -> String {
+    let keys: Vec<&str> = u
+        .properties
+        .headers
+        .as_ref()
+        .map(|h| h.keys().collect())
+        .unwrap_or_default();
+    format!(
+        "unreadable {:?} ex={} rk={} size={} correlation_id={:?} headers={keys:?} {}error={}",
+        u.origin,
+        u.exchange,
+        u.routing_key,
+        u.body_size,
+        u.properties.correlation_id.as_ref().map(|c| c.as_str()),
+        props(&u.properties),
+        u.error
+    )
+}
+
+/// Publishes a hand-made property list on channel 1.
+pub fn publish_raw(c: &mut Client, key: &str, properties: &[u8], body: &str) {
+    c.conn
+        .basic_publish_raw(1, &amqp::Publish::new("", key), properties, body.as_bytes())
+        .expect("publish");
 }
 
 /// The properties that matter: expiration and the dead-lettering headers (not their times).
