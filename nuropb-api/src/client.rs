@@ -132,7 +132,7 @@ impl Client {
     /// As [`Client::send`], reading the result as `R`.
     pub async fn call<R: DeserializeOwned>(&self, request: Request) -> Result<R, NuropbError> {
         let value = self.send(request).await?;
-        serde_json::from_value(value)
+        nuropb_proto::message::json::from_value(value)
             .map_err(|e| NuropbError::new(ErrorKind::Message, format!("unexpected result: {e}")))
     }
 

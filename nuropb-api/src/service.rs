@@ -6,6 +6,7 @@ use nuropb_proto::crypto::PrivateKey;
 use nuropb_proto::describe::{MethodSpec, ServiceSpec};
 use nuropb_proto::mesh::{IncomingEvent, Outcome};
 use nuropb_proto::message::Object;
+use nuropb_proto::message::json;
 use nuropb_proto::{ErrorKind, NuropbError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -53,10 +54,11 @@ pub fn outcome_of<R: Serialize>(result: Result<R, NuropbError>) -> Outcome {
 /// Reads keyword parameters as `P`; an empty object also reads as `()`.
 fn params<P: DeserializeOwned>(method: &str, params: Object) -> Result<P, NuropbError> {
     let empty = params.is_empty();
-    serde_json::from_value(Value::Object(params))
+    // A value read off the wire may nest 1024 levels: read it on a stack that grows.
+    json::from_value(Value::Object(params))
         .or_else(|e| {
             if empty {
-                serde_json::from_value(Value::Null).map_err(|_| e)
+                json::from_value(Value::Null).map_err(|_| e)
             } else {
                 Err(e)
             }

@@ -432,7 +432,11 @@ impl Endpoint {
                             error.into(),
                         );
                     }
-                    names::RESPONSE_CONSUMER => Arrival::ResponseQueue,
+                    names::RESPONSE_CONSUMER => {
+                        let correlation_id =
+                            properties.correlation_id.map(|c| c.as_str().to_owned());
+                        return self.drop_response(correlation_id, error.to_string());
+                    }
                     names::LISTEN_CONSUMER => Arrival::ListenQueue,
                     _ => return,
                 };

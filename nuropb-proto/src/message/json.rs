@@ -6,6 +6,13 @@
 //! our bodies are byte-identical to Python's. [`from_slice`] reads standard JSON, compact or not, and
 //! also Python's bare `NaN`, `Infinity` and `-Infinity` tokens, which it reads as `null` — JSON has no
 //! other value for them, and `serde_json::Value` cannot hold them.
+//!
+//! Nesting: Python's `json` reads about 995 levels before its recursion limit stops it, so
+//! [`from_slice`] reads up to [`MAX_DEPTH`] levels and refuses deeper input with an error saying
+//! so. `serde_json` reads 128 levels on the thread's stack; a document deeper than that is read on
+//! a stack that grows as needed (`serde_stacker`), so no input can overflow the stack of the
+//! thread that reads it, and memory stays bounded by the input's size. [`from_value`] does the
+//! same for typed values taken from a deep `Value`.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -147,12 +154,24 @@ pub struct JsonError {
     pub message: String,
 }
 
-/// Parses `bytes` as JSON, accepting Python's `NaN`, `Infinity` and `-Infinity` (read as `null`).
+/// How deep [`from_slice`] reads arrays and objects nested in one another: more than Python's
+/// `json` module reads (about 995 levels; a Python NuroPb service, about 990).
+pub const MAX_DEPTH: usize = 1024;
+
+/// Parses `bytes` as JSON, accepting Python's `NaN`, `Infinity` and `-Infinity` (read as `null`),
+/// nested up to [`MAX_DEPTH`] levels.
 ///
 /// ```
 /// use serde_json::{json, Value};
-/// let v: Value = nuropb_proto::message::json::from_slice(br#"{"nan": NaN, "inf": -Infinity}"#).unwrap();
+/// use nuropb_proto::message::json::{from_slice, MAX_DEPTH};
+///
+/// let v: Value = from_slice(br#"{"nan": NaN, "inf": -Infinity}"#).unwrap();
 /// assert_eq!(v, json!({"nan": null, "inf": null}));
+///
+/// let deep = |n| format!("{}{}", "[".repeat(n), "]".repeat(n));
+/// assert!(from_slice::<Value>(deep(MAX_DEPTH).as_bytes()).is_ok());
+/// let too_deep = from_slice::<Value>(deep(MAX_DEPTH + 1).as_bytes()).unwrap_err();
+/// assert!(too_deep.message.contains("nested deeper than 1024 levels"));
 /// ```
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
     // One UTF-8 check of the whole body is cheaper than serde_json's check of every string in
@@ -161,16 +180,88 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
         Ok(text) => serde_json::from_str(text),
         Err(_) => serde_json::from_slice(bytes),
     };
-    match parsed {
-        Ok(value) => Ok(value),
-        Err(first) => match replace_non_finite(bytes) {
-            Some(standard) => serde_json::from_slice(&standard),
-            None => Err(first),
-        }
-        .map_err(|e| JsonError {
-            message: e.to_string(),
-        }),
+    let first = match parsed {
+        Ok(value) => return Ok(value),
+        Err(first) => first,
+    };
+    let standard = replace_non_finite(bytes);
+    let bytes = standard.as_deref().unwrap_or(bytes);
+    let retried = if is_too_deep(&first) {
+        from_deep_slice(bytes)
+    } else if standard.is_some() {
+        serde_json::from_slice(bytes).or_else(|e| match is_too_deep(&e) {
+            true => from_deep_slice(bytes),
+            false => Err(e),
+        })
+    } else {
+        Err(first)
+    };
+    retried.map_err(|e| JsonError {
+        message: e.to_string(),
+    })
+}
+
+/// Whether `serde_json` gave up for its own recursion limit (128 levels).
+fn is_too_deep(e: &serde_json::Error) -> bool {
+    e.classify() == serde_json::error::Category::Syntax
+        && e.to_string().starts_with("recursion limit exceeded")
+}
+
+/// Reads a document nested deeper than `serde_json`'s own limit, up to [`MAX_DEPTH`], on a stack
+/// that grows as needed.
+fn from_deep_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    use serde::de::Error;
+    let depth = nesting_depth(bytes);
+    if depth > MAX_DEPTH {
+        return Err(serde_json::Error::custom(format!(
+            "JSON nested deeper than {MAX_DEPTH} levels ({depth})"
+        )));
     }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    de.disable_recursion_limit();
+    let value = T::deserialize(serde_stacker::Deserializer::new(&mut de))?;
+    de.end()?;
+    Ok(value)
+}
+
+/// How deep arrays and objects nest in `bytes`, counting brackets outside strings (a bracket
+/// inside a string, escaped quotes included, is not one).
+fn nesting_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Takes a typed value out of `value` as `serde_json::from_value` does, on a stack that grows
+/// as needed: a value read by [`from_slice`] may nest [`MAX_DEPTH`] levels.
+///
+/// ```
+/// use serde_json::json;
+/// let pair: (u8, String) = nuropb_proto::message::json::from_value(json!([1, "a"])).unwrap();
+/// assert_eq!(pair, (1, "a".to_owned()));
+/// ```
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, serde_json::Error> {
+    T::deserialize(serde_stacker::Deserializer::new(value))
 }
 
 /// Rewrites the bare tokens `NaN`, `Infinity` and `-Infinity` outside strings as `null`; `None`
@@ -232,6 +323,83 @@ pub fn python_type_name(value: &serde_json::Value) -> &'static str {
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+
+    /// Runs `f` on a thread with a stack of `kib` KiB.
+    fn on_small_stack<T: Send + 'static>(kib: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(kib << 10)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .expect("the thread finished")
+    }
+
+    /// `{"s": "[{\"", "a": {"s": …, "a": leaf}}`: `levels` objects, each with a string full of
+    /// brackets and an escaped quote beside the next.
+    fn nested_objects(levels: usize, leaf: &str) -> String {
+        let open = r#"{"s": "[{\"", "a": "#;
+        format!("{}{leaf}{}", open.repeat(levels), "}".repeat(levels))
+    }
+
+    #[test]
+    fn nesting_as_deep_as_python_reads_on_a_small_stack() {
+        // Python's json reads about 995 levels; so do we, and more, on 1 MiB of stack (half a
+        // runtime worker's): a debug build takes ~2.5 KiB a level, so 1024 levels would need
+        // two and a half times that.
+        let (value, text) = on_small_stack(1024, || {
+            let text = nested_objects(MAX_DEPTH - 1, "[NaN]");
+            let value: Value = from_slice(text.as_bytes()).unwrap();
+            let mut depth = 0;
+            let mut at = &value;
+            while let Some(inner) = at.get("a") {
+                depth += 1;
+                at = inner;
+            }
+            assert_eq!(depth, MAX_DEPTH - 1);
+            assert_eq!(at, &json!([null]));
+            // Typed values out of it too.
+            #[derive(serde::Deserialize)]
+            struct Outer {
+                a: Value,
+            }
+            let outer: Outer = from_value(value).unwrap();
+            // Dropping 1023 levels recurses too, but in frames small enough for this stack.
+            (outer.a, text)
+        });
+        assert!(value.is_object());
+        assert!(text.contains(r#""[{\"""#));
+    }
+
+    #[test]
+    fn deeper_than_max_depth_is_refused_with_the_reason() {
+        for text in [
+            nested_objects(MAX_DEPTH + 1, "1"),
+            format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1)),
+            // Never closed: refused for its depth before the parser sees the end.
+            "[".repeat(100_000),
+        ] {
+            let e = on_small_stack(1024, move || from_slice::<Value>(text.as_bytes()).err());
+            let e = e.expect("refused").message;
+            assert!(e.contains("nested deeper than 1024 levels"), "{e}");
+        }
+        // Brackets inside strings are not nesting.
+        let text = format!(r#"["{}"]"#, "[{".repeat(5000));
+        assert_eq!(
+            from_slice::<Value>(text.as_bytes()).unwrap()[0]
+                .as_str()
+                .unwrap()
+                .len(),
+            10_000
+        );
+        assert_eq!(nesting_depth(br#"[{"a": "]\"[[", "b": [[1]]}]"#), 4);
+    }
+
+    #[test]
+    fn a_deep_document_that_is_not_json_is_still_an_error() {
+        let text = format!("{}x{}", "[".repeat(500), "]".repeat(500));
+        let e = from_slice::<Value>(text.as_bytes()).unwrap_err();
+        assert!(e.message.contains("expected value"), "{e}");
+    }
 
     fn float(value: f64) -> String {
         String::from_utf8(to_vec(&value)).unwrap()

@@ -12,7 +12,8 @@
 
 use crate::broker::ConnectionId;
 use amq_protocol::protocol::{AMQPClass, basic, channel};
-use nuropb_proto::amqp::frame::{Frame, FrameError, FrameReader, RawFrame};
+use nuropb_proto::amqp::Properties;
+use nuropb_proto::amqp::frame::{ContentHeader, Frame, FrameError, FrameReader, RawFrame};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 /// Counts of what the tap saw.
@@ -71,8 +72,29 @@ fn read_skipping_bodies(
     out: &mut Vec<Frame>,
 ) -> Result<(), FrameError> {
     while let Some(raw) = reader.next_raw(&mut bytes)? {
-        if !matches!(raw, RawFrame::Body(..)) {
-            out.push(raw.decode()?);
+        match raw {
+            RawFrame::Body(..) => {}
+            // What the client reads of a header whose properties do not decode whole (a
+            // publisher's bytes, forwarded by the broker as they came).
+            RawFrame::Header(ch, payload) => {
+                let Some((fixed, properties)) = payload.split_first_chunk::<12>() else {
+                    return Err(FrameError::BadHeader {
+                        channel: ch,
+                        error: nuropb_proto::amqp::PropertiesError::Malformed,
+                    });
+                };
+                out.push(Frame::Header(
+                    ch,
+                    ContentHeader {
+                        class_id: u16::from_be_bytes([fixed[0], fixed[1]]),
+                        body_size: u64::from_be_bytes(
+                            *fixed[4..].first_chunk::<8>().unwrap_or(&[0; 8]),
+                        ),
+                        properties: Properties::salvage(properties).0,
+                    },
+                ));
+            }
+            raw => out.push(raw.decode()?),
         }
     }
     Ok(())
