@@ -17,6 +17,10 @@ class EventfulServiceExample(ServiceExample):
     def _handle_event_(self, topic, event, target, context):
         print(json.dumps({"topic": topic, "event": event, "target": target, "context": context}), flush=True)
 
+    def echo(self, **kwargs):
+        """Returns its params."""
+        return kwargs
+
     def record(self, **kwargs):
         """A command target: prints what it was given."""
         print(json.dumps({"command": kwargs}), flush=True)

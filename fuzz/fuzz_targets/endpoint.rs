@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
     let spec = ServiceSpec::new("svc").method(MethodSpec::new("m"));
     let config = EndpointConfig::service("/", "i1", ServiceConfig::new(spec), 7);
     let mut endpoint = Endpoint::new(config, Config::default(), t0, 1_700_000_000).unwrap();
-    let mut broker = Broker::new(BrokerConfig { declare_mesh_exchanges: true, ..BrokerConfig::default() });
+    let mut broker = Broker::new(BrokerConfig {
+        declare_mesh_exchanges: true,
+        ..BrokerConfig::default()
+    });
     let c = broker.accept(t0);
     // Let the real handshake and startup happen against the in-memory broker.
     let mut buf = Vec::new();
@@ -34,7 +37,12 @@ fuzz_target!(|data: &[u8]| {
         endpoint.handle_timeout(now);
         while let Some(event) = endpoint.poll_event() {
             if let Event::Call(call) = event {
-                let _ = endpoint.complete(call.delivery, Outcome::Ok(serde_json::json!(1)), Vec::new(), now);
+                let _ = endpoint.complete(
+                    call.delivery,
+                    Outcome::Ok(serde_json::json!(1)),
+                    Vec::new(),
+                    now,
+                );
             }
         }
         buf.clear();

@@ -34,6 +34,9 @@ impl Default for TlsSettings {
     }
 }
 
+/// RabbitMQ's default `max_message_size`, 128 MiB.
+const DEFAULT_MAX_BODY: u64 = 128 << 20;
+
 /// Where and how to connect to the broker.
 ///
 /// ```
@@ -61,6 +64,10 @@ pub struct ConnectionSettings {
     pub tls: Option<TlsSettings>,
     /// Heartbeat interval to propose, in seconds (Python uses 60).
     pub heartbeat: u16,
+    /// The largest message body to take from the broker (128 MiB, RabbitMQ's own default
+    /// limit, by default): a larger one is rejected as unreadable — dead-lettered and answered
+    /// with a `NuropbMessageError` — without being buffered.
+    pub max_body_size: u64,
 }
 
 impl Default for ConnectionSettings {
@@ -75,6 +82,7 @@ impl Default for ConnectionSettings {
             password: "guest".to_owned(),
             tls: None,
             heartbeat: 60,
+            max_body_size: DEFAULT_MAX_BODY,
         }
     }
 }
@@ -117,6 +125,7 @@ impl ConnectionSettings {
             password: parsed.password,
             tls: parsed.tls.then(TlsSettings::default),
             heartbeat: 60,
+            max_body_size: DEFAULT_MAX_BODY,
         })
     }
 
@@ -175,6 +184,7 @@ impl ConnectionSettings {
     pub fn amqp_config(&self) -> amqp::Config {
         let mut config = amqp::Config::new(&self.username, &self.password, &self.vhost);
         config.heartbeat = self.heartbeat;
+        config.max_body_size = self.max_body_size;
         config
     }
 

@@ -337,3 +337,60 @@ asyncio.run(main())
     python_service.finish();
     support::drop_mesh(&settings).await;
 }
+
+/// `{"a": {"a": … 7 }}`, `levels` objects deep (built without recursion).
+fn nested(levels: usize) -> Value {
+    (0..levels).fold(json!(7), |inner, _| json!({ "a": inner }))
+}
+
+/// How deep `nested` went (read without recursion).
+fn depth(mut v: &Value) -> usize {
+    let mut n = 0;
+    while let Some(inner) = v.get("a") {
+        n += 1;
+        v = inner;
+    }
+    n
+}
+
+/// JSON nested as deep as Python NuroPb itself gets through (960 levels of params between two
+/// Python participants; at 970 its service fails with a RecursionError and never answers) goes
+/// both ways between Python and Rust. (Rust read at most about 125 levels before.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn params_nested_as_deep_as_python_handles_go_both_ways() {
+    const LEVELS: usize = 960;
+    let settings = support::mesh("deep").await;
+    let url = support::url(&settings);
+    let python_service = Python::start("python_service.py", &[&url, "py_deep"]);
+    assert_eq!(
+        python_service.next_json(Duration::from_secs(30)),
+        json!({"ready": true})
+    );
+    let echo = nuropb_tokio::Method::new(
+        "echo",
+        |_ctx: nuropb_tokio::CallContext, p: Value| async move { Ok::<_, NuropbError>(p) },
+    );
+    let (served, client) = support::serve_and_connect(
+        &settings,
+        nuropb_tokio::Service::new("rs_deep").method(echo),
+    )
+    .await;
+    // Rust → Python: deep params in, deep result back.
+    let result = client
+        .send(Request::new("py_deep", "echo").params(json!({ "deep": nested(LEVELS) })))
+        .await
+        .expect("the Python service answers");
+    assert_eq!(depth(&result["deep"]), LEVELS);
+    // Python → Rust.
+    let levels = LEVELS.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        interop::run_script("python_deep.py", &[&url, "rs_deep", "echo", &levels])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out, json!({ "depth": LEVELS }));
+    python_service.finish();
+    client.shutdown(Duration::from_secs(1)).await;
+    served.shutdown(Duration::from_secs(1)).await;
+    support::drop_mesh(&settings).await;
+}

@@ -110,3 +110,4 @@ pub fn url(settings: &ConnectionSettings) -> String {
 
 pub mod broker;
 pub mod proxy;
+pub mod raw;
