@@ -5,14 +5,12 @@ use crate::driver::Order;
 use crate::state::{ConnectionState, SharedState};
 use futures_channel::{mpsc, oneshot};
 use nuropb_proto::describe::ServiceDescription;
-use nuropb_proto::mesh::{OutgoingEvent, Request};
+use nuropb_proto::mesh::{CorrelationIds, OutgoingEvent, Request};
 use nuropb_proto::{ErrorKind, NuropbError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A handle to a connected endpoint; cheap to clone, usable from any task.
@@ -24,8 +22,8 @@ pub struct Client {
     pub(crate) commands: mpsc::UnboundedSender<Order>,
     pub(crate) backlog: Arc<Backlog>,
     pub(crate) state: Arc<SharedState>,
+    /// The endpoint's own correlation ids: one generator for the participant.
     pub(crate) ids: Arc<CorrelationIds>,
-    pub(crate) descriptions: Arc<Mutex<HashMap<String, ServiceDescription>>>,
     pub(crate) name: String,
     pub(crate) instance_id: String,
 }
@@ -42,31 +40,6 @@ fn check_short(what: &str, value: &str) -> Result<(), NuropbError> {
         ));
     }
     Ok(())
-}
-
-/// Correlation ids for commands and events sent through a handle: 32 hex digits, a random
-/// prefix and a counter, unique without a system call each.
-#[derive(Debug)]
-pub(crate) struct CorrelationIds {
-    prefix: u64,
-    next: AtomicU64,
-}
-
-impl CorrelationIds {
-    pub(crate) fn new() -> Self {
-        let mut bytes = [0u8; 16];
-        let _ = getrandom::fill(&mut bytes);
-        let (prefix, start) = bytes.split_at(8);
-        CorrelationIds {
-            prefix: u64::from_le_bytes(prefix.try_into().unwrap_or_default()),
-            next: AtomicU64::new(u64::from_le_bytes(start.try_into().unwrap_or_default())),
-        }
-    }
-
-    fn next(&self) -> String {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("{:016x}{n:016x}", self.prefix)
-    }
 }
 
 fn stopped() -> NuropbError {
@@ -145,7 +118,7 @@ impl Client {
         let correlation_id = request
             .correlation_id
             .clone()
-            .unwrap_or_else(|| self.ids.next());
+            .unwrap_or_else(|| self.ids.next_id());
         request.correlation_id = Some(correlation_id.clone());
         self.queue(Order::Send(request))?;
         Ok(correlation_id)
@@ -187,7 +160,7 @@ impl Client {
         check_short("topic", topic)?;
         let event = serde_json::to_value(event)
             .map_err(|e| NuropbError::new(ErrorKind::Message, e.to_string()))?;
-        let correlation_id = self.ids.next();
+        let correlation_id = self.ids.next_id();
         let mut outgoing = OutgoingEvent::new(topic, event)
             .context(context)
             .correlation_id(correlation_id.clone());
@@ -196,29 +169,15 @@ impl Client {
         Ok(correlation_id)
     }
 
-    /// The description of `service`: from the cache, or asked for (and cached) when absent or
-    /// when `refresh`.
+    /// The description of `service`: from the endpoint's cache, or asked for (and cached) when
+    /// absent or when `refresh`.
     pub async fn describe(
         &self,
         service: &str,
         refresh: bool,
     ) -> Result<ServiceDescription, NuropbError> {
-        if !refresh
-            && let Some(description) = self
-                .descriptions
-                .lock()
-                .ok()
-                .and_then(|d| d.get(service).cloned())
-        {
-            return Ok(description);
-        }
-        let description = self
-            .ask(|reply| Order::Describe(service.to_owned(), reply))
-            .await?;
-        if let Ok(mut cache) = self.descriptions.lock() {
-            cache.insert(service.to_owned(), description.clone());
-        }
-        Ok(description)
+        self.ask(|reply| Order::Describe(service.to_owned(), refresh, reply))
+            .await
     }
 
     /// Whether `method` of `service` requires encryption (describing the service if needed).

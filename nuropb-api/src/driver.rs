@@ -1,14 +1,15 @@
-//! The connection driver: one task per endpoint that moves bytes between the socket and the
-//! [`Endpoint`], runs handlers, and answers the handles' commands.
+//! The connection driver: one task per endpoint that opens the sockets the [`Endpoint`] asks
+//! for, moves bytes and time between them, runs handlers, and answers the handles' orders.
 //!
-//! It is a hand-written future, polled by whatever runtime spawned it: each wake-up reads what the
-//! socket has, applies commands and handler outcomes, hands out calls and responses, and writes
-//! everything the endpoint has to send in one go. Handlers are polled once in place and only
-//! spawned as tasks when they have to wait, so a quick handler costs no task switch.
+//! Every decision is the endpoint's — which node, when to reconnect, when a shutdown is done; the
+//! driver does what its outputs say. It is a hand-written future, polled by whatever runtime
+//! spawned it: each wake-up reads what the socket has, applies orders and handler outcomes, hands
+//! out calls and responses, and writes everything the endpoint has to send in one go. Handlers
+//! are polled once in place and only spawned as tasks when they have to wait, so a quick handler
+//! costs no task switch.
 
 use crate::backlog::Backlog;
 use crate::context::{CallContext, take_events};
-use crate::nodes::Nodes;
 use crate::runtime::{BoxFuture, Runtime, Stream, Target};
 use crate::service::{AuthorizeFn, EventFn, HandlerFn};
 use crate::state::{ConnectionState, SharedState};
@@ -17,8 +18,8 @@ use futures_io::AsyncRead;
 use futures_util::StreamExt;
 use nuropb_proto::describe::ServiceDescription;
 use nuropb_proto::mesh::{
-    Call, DeliveryId, Endpoint, Event, EventSpec, IncomingEvent, Outcome, OutgoingEvent, Phase,
-    Request, RequestId,
+    Call, DeliveryId, Endpoint, EventSpec, IncomingEvent, Outcome, OutgoingEvent, Output, Request,
+    RequestId,
 };
 use nuropb_proto::{ErrorKind, NuropbError};
 use serde_json::Value;
@@ -31,15 +32,17 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
-/// A handle's request to the driver.
+/// A handle's order to the driver.
 pub(crate) enum Order {
     Request(Request, oneshot::Sender<Result<Value, NuropbError>>),
     /// A command: fire and forget (what goes wrong is logged).
     Send(Request),
     /// An event: fire and forget.
     Publish(OutgoingEvent),
+    /// A description: from the endpoint's cache unless `refresh`, else asked for.
     Describe(
         String,
+        bool,
         oneshot::Sender<Result<ServiceDescription, NuropbError>>,
     ),
     ConfigureMesh(oneshot::Sender<Result<(), NuropbError>>),
@@ -71,8 +74,8 @@ pub(crate) struct Driver {
     runtime: Arc<dyn Runtime>,
     /// The participant's name, for logs.
     name: String,
-    /// The broker's nodes, and which is tried next.
-    nodes: Nodes,
+    /// The broker's nodes, as the endpoint numbers them.
+    targets: Vec<Target>,
     endpoint: Endpoint,
     handlers: Option<Arc<Handlers>>,
     commands: mpsc::UnboundedReceiver<Order>,
@@ -89,6 +92,8 @@ pub(crate) struct Driver {
     completions_tx: mpsc::UnboundedSender<Completion>,
     completions_rx: mpsc::UnboundedReceiver<Completion>,
     stream: Option<Box<dyn Stream>>,
+    /// The socket is to be dropped once what the endpoint still has for it is written.
+    dropping: bool,
     connecting: Option<BoxFuture<io::Result<Box<dyn Stream>>>>,
     read_buf: Box<[u8]>,
     write_buf: Vec<u8>,
@@ -96,10 +101,8 @@ pub(crate) struct Driver {
     responders: HashMap<RequestId, Responder>,
     mesh_waiters: Vec<oneshot::Sender<Result<(), NuropbError>>>,
     ready: Option<oneshot::Sender<Result<(), NuropbError>>>,
-    ever_ready: bool,
     timer: Option<(Instant, BoxFuture<()>)>,
-    reconnect_at: Option<Instant>,
-    shutdown: Option<(Instant, Vec<oneshot::Sender<()>>)>,
+    shutdown_replies: Vec<oneshot::Sender<()>>,
     finished: bool,
 }
 
@@ -117,12 +120,10 @@ impl Driver {
         ready: oneshot::Sender<Result<(), NuropbError>>,
     ) -> Driver {
         let (completions_tx, completions_rx) = mpsc::unbounded();
-        let mut nodes = Nodes::new(targets);
-        let connecting = Some(runtime.connect(nodes.connecting()));
         Driver {
             name: endpoint.config().name(),
             runtime,
-            nodes,
+            targets,
             endpoint,
             handlers,
             commands,
@@ -133,17 +134,16 @@ impl Driver {
             completions_tx,
             completions_rx,
             stream: None,
-            connecting,
+            dropping: false,
+            connecting: None,
             read_buf: vec![0; 128 * 1024].into_boxed_slice(),
             write_buf: Vec::with_capacity(64 * 1024),
             written: 0,
             responders: HashMap::new(),
             mesh_waiters: Vec::new(),
             ready: Some(ready),
-            ever_ready: false,
             timer: None,
-            reconnect_at: None,
-            shutdown: None,
+            shutdown_replies: Vec::new(),
             finished: false,
         }
     }
@@ -156,7 +156,7 @@ impl Driver {
         progress |= self.poll_commands(cx);
         progress |= self.poll_completions(cx);
         progress |= self.poll_timer(cx);
-        self.dispatch();
+        progress |= self.dispatch();
         progress |= self.poll_write(cx);
         self.backlog.set_held(
             self.endpoint.waiting(),
@@ -177,29 +177,16 @@ impl Driver {
         };
         self.connecting = None;
         match result {
-            Ok(stream) => self.stream = Some(stream),
+            Ok(stream) => {
+                self.stream = Some(stream);
+                self.endpoint.connected(Instant::now());
+            }
             Err(e) => {
-                let failed = self.nodes.current();
-                tracing::warn!(target = %failed.host, port = failed.port, error = %e, "cannot connect to the broker");
-                if self.ever_ready {
-                    // The endpoint's Disconnected follows, and the next node after the backoff.
-                    self.endpoint.handle_eof(Instant::now());
-                } else if self.nodes.ended() {
-                    let error = format!("cannot connect to {}: {e}", self.nodes.list());
-                    self.fail_start(NuropbError::new(ErrorKind::Transport, error));
-                } else {
-                    self.connect();
-                }
+                tracing::warn!(error = %e, "cannot connect to the broker");
+                self.endpoint.connect_failed(e, Instant::now());
             }
         }
         true
-    }
-
-    /// Opens a socket to the node whose turn it is.
-    fn connect(&mut self) {
-        let target = self.nodes.connecting();
-        tracing::info!(target = %target.host, port = target.port, "connecting");
-        self.connecting = Some(self.runtime.connect(target));
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
@@ -235,10 +222,10 @@ impl Driver {
                     progress = true;
                 }
                 Poll::Ready(None) => {
-                    // Every handle is gone: close once the work in hand is done.
+                    // Every handle is gone: a client closes once the work in hand is done.
                     self.commands_open = false;
                     if self.handlers.is_none() {
-                        self.begin_shutdown(Duration::ZERO, None);
+                        self.endpoint.shutdown(Duration::ZERO, Instant::now());
                     }
                 }
                 Poll::Pending => break,
@@ -274,46 +261,28 @@ impl Driver {
                     tracing::warn!(%error, "event not published");
                 }
             }
-            Order::Describe(service, reply) => match self.endpoint.describe(&service, now) {
-                Ok(id) => {
-                    self.responders
-                        .insert(id, Responder::Describe(service, reply));
+            Order::Describe(service, refresh, reply) => {
+                if !refresh && let Some(description) = self.endpoint.description(&service) {
+                    let _ = reply.send(Ok(description.clone()));
+                    return;
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
+                match self.endpoint.describe(&service, now) {
+                    Ok(id) => {
+                        self.responders
+                            .insert(id, Responder::Describe(service, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
                 }
-            },
+            }
             Order::ConfigureMesh(reply) => {
                 self.mesh_waiters.push(reply);
-                self.endpoint.configure_mesh();
+                self.endpoint.configure_mesh(now);
             }
-            Order::Shutdown(grace, reply) => self.begin_shutdown(grace, Some(reply)),
-        }
-    }
-
-    fn begin_shutdown(&mut self, grace: Duration, reply: Option<oneshot::Sender<()>>) {
-        let deadline = Instant::now() + grace;
-        match &mut self.shutdown {
-            Some((_, replies)) => replies.extend(reply),
-            None => {
-                self.endpoint.stop_consuming();
-                self.shutdown = Some((deadline, reply.into_iter().collect()));
-            }
-        }
-        self.check_shutdown(Instant::now());
-    }
-
-    /// Closes once no handler runs any more, or the grace period is over.
-    fn check_shutdown(&mut self, now: Instant) {
-        if let Some((deadline, _)) = &self.shutdown
-            && (self.endpoint.in_flight() == 0 || *deadline <= now)
-            && !matches!(self.endpoint.phase(), Phase::Closing | Phase::Stopped)
-        {
-            // With no connection there is no close-ok to wait for.
-            let offline = self.endpoint.phase() == Phase::Disconnected || self.stream.is_none();
-            self.endpoint.close();
-            if offline {
-                self.finish();
+            Order::Shutdown(grace, reply) => {
+                self.shutdown_replies.push(reply);
+                self.endpoint.shutdown(grace, now);
             }
         }
     }
@@ -332,19 +301,10 @@ impl Driver {
         let _ = self
             .endpoint
             .complete(done.delivery, done.outcome, done.events, Instant::now());
-        self.check_shutdown(Instant::now());
     }
 
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let next = [
-            self.endpoint.poll_timeout(),
-            self.reconnect_at,
-            self.shutdown.as_ref().map(|(deadline, _)| *deadline),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let Some(next) = next else {
+        let Some(next) = self.endpoint.poll_timeout() else {
             self.timer = None;
             return false;
         };
@@ -361,15 +321,7 @@ impl Driver {
             return false;
         }
         self.timer = None;
-        let now = Instant::now();
-        if self.reconnect_at.is_some_and(|at| at <= now) {
-            self.reconnect_at = None;
-            if self.endpoint.reconnect(now).is_ok() {
-                self.connect();
-            }
-        }
-        self.endpoint.handle_timeout(now);
-        self.check_shutdown(now);
+        self.endpoint.handle_timeout(Instant::now());
         true
     }
 
@@ -377,6 +329,7 @@ impl Driver {
         let mut progress = false;
         if self.stream.is_none() {
             // Nothing is taken from the endpoint until there is a socket to write it to.
+            self.dropping = false;
             return false;
         }
         loop {
@@ -388,22 +341,20 @@ impl Driver {
                 }
             }
             let Some(stream) = &mut self.stream else {
-                // The socket failed while writing: the endpoint starts over on reconnect.
-                self.write_buf.clear();
-                self.written = 0;
                 break;
             };
             match Pin::new(&mut **stream).poll_write(cx, &self.write_buf[self.written..]) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
                     self.stream = None;
                     self.endpoint.handle_eof(Instant::now());
-                    return true;
+                    progress = true;
+                    break;
                 }
                 Poll::Ready(Ok(n)) => {
                     self.written += n;
                     progress = true;
                 }
-                Poll::Pending => return progress,
+                Poll::Pending => break,
             }
         }
         if let Some(stream) = &mut self.stream
@@ -411,32 +362,49 @@ impl Driver {
         {
             self.stream = None;
             self.endpoint.handle_eof(Instant::now());
-            return true;
+            progress = true;
+        }
+        if std::mem::take(&mut self.dropping) {
+            // What the endpoint had for the old socket was offered to it; it goes now.
+            self.drop_stream();
         }
         progress
     }
 
-    /// Hands out what the endpoint has to say.
-    fn dispatch(&mut self) {
-        while let Some(event) = self.endpoint.poll_event() {
-            match event {
-                Event::Ready => {
+    fn drop_stream(&mut self) {
+        self.stream = None;
+        self.write_buf.clear();
+        self.written = 0;
+    }
+
+    /// Acts on what the endpoint asks for and tells; true if it said anything.
+    fn dispatch(&mut self) -> bool {
+        let mut any = false;
+        while let Some(output) = self.endpoint.poll_output() {
+            any = true;
+            match output {
+                Output::Connect { node } => {
+                    let target = self.targets[node.min(self.targets.len() - 1)].clone();
+                    tracing::info!(target = %target.host, port = target.port, "connecting");
+                    self.drop_stream();
+                    self.dropping = false;
+                    self.connecting = Some(self.runtime.connect(target));
+                }
+                Output::Ready => {
                     tracing::info!(name = %self.name, "ready");
                     self.state.set(ConnectionState::Ready);
-                    self.ever_ready = true;
-                    self.nodes.ready();
                     if let Some(ready) = self.ready.take() {
                         let _ = ready.send(Ok(()));
                     }
                 }
-                Event::MeshConfigured => {
+                Output::MeshConfigured => {
                     for waiter in self.mesh_waiters.drain(..) {
                         let _ = waiter.send(Ok(()));
                     }
                 }
-                Event::Call(call) => self.run_call(call),
-                Event::Incoming(event) => self.run_event(event),
-                Event::Response { request, result } => match self.responders.remove(&request) {
+                Output::Call(call) => self.run_call(call),
+                Output::Incoming(event) => self.run_event(event),
+                Output::Response { request, result } => match self.responders.remove(&request) {
                     Some(Responder::Value(reply)) => {
                         let _ = reply.send(result);
                     }
@@ -450,12 +418,12 @@ impl Driver {
                     }
                     None => {}
                 },
-                Event::NotDelivered {
+                Output::NotDelivered {
                     correlation_id,
                     kind,
                     error,
                 } => tracing::warn!(%correlation_id, %kind, %error, "not delivered"),
-                Event::Unreadable(message) => {
+                Output::Unreadable(message) => {
                     self.state.count_unreadable();
                     tracing::warn!(
                         name = %self.name,
@@ -467,29 +435,17 @@ impl Driver {
                          nothing else affected"
                     );
                 }
-                Event::Blocked(blocked) => tracing::warn!(blocked, "broker flow control"),
-                Event::Disconnected { error } => {
+                Output::Blocked(blocked) => tracing::warn!(blocked, "broker flow control"),
+                Output::Disconnected {
+                    error,
+                    reconnect_in,
+                } => {
                     self.state.set(ConnectionState::Reconnecting);
-                    self.stream = None;
                     self.connecting = None;
-                    // Refused before it was ready (no socket, or a node that takes the socket
-                    // but not the handshake): the next node is tried next.
-                    let every_node_failed = self.nodes.ended();
-                    if !self.ever_ready {
-                        if !every_node_failed && self.endpoint.reconnect(Instant::now()).is_ok() {
-                            self.connect();
-                        } else {
-                            self.fail_start(error);
-                        }
-                    } else if self.shutdown.is_some() {
-                        self.finish();
-                    } else {
-                        let delay = self.endpoint.reconnect_delay(jitter());
-                        tracing::warn!(%error, ?delay, "disconnected; reconnecting");
-                        self.reconnect_at = Some(Instant::now() + delay);
-                    }
+                    self.dropping = true;
+                    tracing::warn!(%error, ?reconnect_in, "disconnected; reconnecting");
                 }
-                Event::Stopped { error } => {
+                Output::Stopped { error } => {
                     if let Some(error) = &error {
                         tracing::error!(%error, "stopped");
                     }
@@ -505,25 +461,17 @@ impl Driver {
                 }
             }
         }
-    }
-
-    /// The first connection failed: report it to `connect` and stop.
-    fn fail_start(&mut self, error: NuropbError) {
-        if let Some(ready) = self.ready.take() {
-            let _ = ready.send(Err(error));
-        }
-        self.finish();
+        any
     }
 
     /// The driver ends (the one place it does): the handles see it stopped, shutdowns are
     /// answered, and the next poll fails whatever still waits.
     fn finish(&mut self) {
         self.finished = true;
+        self.connecting = None;
         self.state.set(ConnectionState::Stopped);
-        if let Some((_, replies)) = self.shutdown.take() {
-            for reply in replies {
-                let _ = reply.send(());
-            }
+        for reply in self.shutdown_replies.drain(..) {
+            let _ = reply.send(());
         }
     }
 
@@ -689,15 +637,13 @@ impl Driver {
                     self.backlog.release(1);
                     true
                 }
-                Order::Describe(_, reply) => reply.send(Err(error.clone())).is_ok(),
+                Order::Describe(_, _, reply) => reply.send(Err(error.clone())).is_ok(),
                 Order::ConfigureMesh(reply) => reply.send(Err(error.clone())).is_ok(),
                 Order::Shutdown(_, reply) => reply.send(()).is_ok(),
             };
         }
-        if let Some((_, replies)) = self.shutdown.take() {
-            for reply in replies {
-                let _ = reply.send(());
-            }
+        for reply in self.shutdown_replies.drain(..) {
+            let _ = reply.send(());
         }
     }
 }
@@ -710,11 +656,4 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
         Outcome::CallAgain(_) => "call again",
         Outcome::Success { .. } => "success",
     }
-}
-
-/// A jitter factor in `[0, 1]` from the OS's randomness.
-fn jitter() -> f64 {
-    let mut bytes = [0u8; 8];
-    let _ = getrandom::fill(&mut bytes);
-    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }

@@ -19,7 +19,6 @@ mod driver;
 pub mod examples;
 pub mod helpers;
 pub mod management;
-mod nodes;
 pub mod runtime;
 pub mod service;
 pub mod settings;
@@ -41,7 +40,7 @@ use driver::{Driver, Handlers};
 use futures_channel::{mpsc, oneshot};
 use nuropb_proto::mesh::{Endpoint, EndpointConfig, ServiceConfig};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// 128 random bits from the OS, as 32 hex digits: an instance id like Python's `uuid4().hex`.
@@ -204,6 +203,10 @@ impl Connector {
         let name = config.name();
         let instance_id = config.instance_id.clone();
         let targets = self.settings.targets()?;
+        config.nodes = targets
+            .iter()
+            .map(|t| format!("{}:{}", t.host, t.port))
+            .collect();
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -214,6 +217,7 @@ impl Connector {
             .amqp_config()
             .connection_name(format!("{name} {instance_id}"));
         let endpoint = Endpoint::new(config, amqp, Instant::now(), unix)?;
+        let ids = endpoint.correlation_ids();
         let (commands, receiver) = mpsc::unbounded();
         let (ready, started) = oneshot::channel();
         let backlog = Arc::new(backlog::Backlog::new(self.send_limits));
@@ -234,8 +238,7 @@ impl Connector {
             commands,
             backlog,
             state,
-            ids: Arc::new(client::CorrelationIds::new()),
-            descriptions: Arc::new(Mutex::new(HashMap::new())),
+            ids,
             name,
             instance_id,
         };

@@ -6,7 +6,7 @@ mod support;
 
 use nuropb_proto::amqp::{
     AMQPClass, AMQPValue, Completion, Config, Error, Event, ExchangeDeclare, ExchangeDelete,
-    FieldTable, QueueBind, QueueDeclare, QueueDelete, QueuePurge, QueueUnbind, RequestFailed,
+    FieldTable, QueueBind, QueueDeclare, QueueDelete, QueuePurge, QueueUnbind, SyncFailed,
 };
 use support::Peer;
 use support::frames::{self, basic, channel, exchange, queue};
@@ -83,7 +83,7 @@ fn commands_may_follow_channel_open_before_open_ok() {
             Event::ChannelOpened { channel: ch },
             Event::Completed {
                 channel: ch,
-                request: qos,
+                id: qos,
                 result: Ok(Completion::QosSet)
             }
         ]
@@ -250,7 +250,7 @@ fn declares_binds_and_deletes_complete_with_their_results() {
     );
     let done = |request, result| Event::Completed {
         channel: ch,
-        request,
+        id: request,
         result: Ok(result),
     };
     assert_eq!(
@@ -311,8 +311,8 @@ fn a_broker_channel_close_fails_pending_requests_and_is_answered() {
     assert_eq!(peer.expect_method(ch), frames::channel_close_ok());
     let failed = |request| Event::Completed {
         channel: ch,
-        request,
-        result: Err(RequestFailed {
+        id: request,
+        result: Err(SyncFailed {
             reply_code: 404,
             reply_text: "NOT_FOUND - no exchange 'no-such-exchange' in vhost '/'".into(),
         }),
@@ -342,7 +342,7 @@ fn a_broker_channel_close_fails_pending_requests_and_is_answered() {
     peer.expect_method(other);
     peer.send(other, frames::qos_ok());
     assert!(
-        matches!(peer.event(), Event::Completed { request, result: Ok(Completion::QosSet), .. } if request == r)
+        matches!(peer.event(), Event::Completed { id: request, result: Ok(Completion::QosSet), .. } if request == r)
     );
 }
 
@@ -369,8 +369,8 @@ fn while_closing_a_channel_everything_but_close_ok_is_discarded() {
         [
             Event::Completed {
                 channel: ch,
-                request: qos,
-                result: Err(RequestFailed {
+                id: qos,
+                result: Err(SyncFailed {
                     reply_code: 200,
                     reply_text: "bye".into()
                 })

@@ -38,7 +38,7 @@ fn consuming(peer: &mut Peer) -> u16 {
         peer.event(),
         Event::Completed {
             channel: ch,
-            request,
+            id: request,
             result: Ok(Completion::ConsumeStarted {
                 consumer_tag: "ctag1.f7745e5eb03d431fa4a6727df2213fca".into()
             })
@@ -273,7 +273,7 @@ fn a_client_cancel_completes_with_cancel_ok() {
         events[1],
         Event::Completed {
             channel: ch,
-            request,
+            id: request,
             result: Ok(Completion::ConsumeCancelled {
                 consumer_tag: "ctag1.f7745e5eb03d431fa4a6727df2213fca".into()
             })
@@ -346,7 +346,7 @@ fn get_returns_a_message_or_empty() {
         [
             Event::Completed {
                 channel: ch,
-                request: first,
+                id: first,
                 result: Ok(Completion::Got(Box::new(GetMessage {
                     delivery_tag: 4,
                     redelivered: true,
@@ -359,7 +359,7 @@ fn get_returns_a_message_or_empty() {
             },
             Event::Completed {
                 channel: ch,
-                request: second,
+                id: second,
                 result: Ok(Completion::GetEmpty)
             }
         ]
@@ -386,7 +386,7 @@ fn a_consume_ok_overtaken_by_a_later_declare_ok_completes_the_right_requests() {
         [
             Event::Completed {
                 channel: ch,
-                request: declare,
+                id: declare,
                 result: Ok(Completion::QueueDeclared {
                     queue: "eq".into(),
                     message_count: 0,
@@ -395,7 +395,7 @@ fn a_consume_ok_overtaken_by_a_later_declare_ok_completes_the_right_requests() {
             },
             Event::Completed {
                 channel: ch,
-                request: consume,
+                id: consume,
                 result: Ok(Completion::ConsumeStarted {
                     consumer_tag: "ctag-rq".into()
                 })

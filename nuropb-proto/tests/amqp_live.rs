@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nuropb_proto::amqp::{
     AMQPValue, Completion, Config, Confirm, Connection, ConnectionError, Consume, Delivery, Event,
-    Headers, Properties, Publish, QueueDeclare, RequestFailed, Returned, reply_code,
+    Headers, Properties, Publish, QueueDeclare, Returned, SyncFailed, reply_code,
 };
 
 /// Where the broker is: (address, user, password, vhost).
@@ -152,11 +152,9 @@ impl Driver {
         }
     }
 
-    fn completed(&mut self, request: nuropb_proto::amqp::RequestId) -> Completion {
+    fn completed(&mut self, request: nuropb_proto::amqp::SyncId) -> Completion {
         self.wait_for("a completion", |e| match e {
-            Event::Completed {
-                request: r, result, ..
-            } if *r == request => Some(result.clone()),
+            Event::Completed { id: r, result, .. } if *r == request => Some(result.clone()),
             _ => None,
         })
         .unwrap_or_else(|f| panic!("request failed: {f:?}"))
@@ -422,13 +420,15 @@ fn live_channel_errors_are_reported_with_the_broker_code() {
         .unwrap();
     let failed = d.wait_for("the failed declare", |e| match e {
         Event::Completed {
-            request, result, ..
+            id: request,
+            result,
+            ..
         } if *request == declare => Some(result.clone()),
         _ => None,
     });
     assert!(matches!(
         failed,
-        Err(RequestFailed {
+        Err(SyncFailed {
             reply_code: reply_code::NOT_FOUND,
             ..
         })

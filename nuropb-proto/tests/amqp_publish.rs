@@ -144,7 +144,7 @@ fn confirming(peer: &mut Peer) -> u16 {
         peer.event(),
         Event::Completed {
             channel: ch,
-            request,
+            id: request,
             result: Ok(Completion::ConfirmSelected)
         }
     );

@@ -20,7 +20,7 @@ use nuropb_proto::amqp::frame::{write_method, write_protocol_header};
 use nuropb_proto::amqp::{
     AMQPValue, ChannelId, Completion, Config, Connection, ConnectionError, Consume, Delivery,
     Event, ExchangeDeclare, FieldTable, Frame, FrameReader, Properties, Publish, QueueBind,
-    QueueDeclare, RawFrame, RequestId, Returned, ShortString,
+    QueueDeclare, RawFrame, Returned, ShortString, SyncId,
 };
 
 /// A capture, parsed once per test process.
@@ -252,7 +252,7 @@ struct Replay {
     /// Recorded channel number → ours.
     channels: HashMap<u16, ChannelId>,
     /// Requests awaiting a reply, per (our) channel.
-    requests: HashMap<ChannelId, VecDeque<RequestId>>,
+    requests: HashMap<ChannelId, VecDeque<SyncId>>,
     outcome: Outcome,
     context: String,
 }
@@ -339,7 +339,7 @@ impl Replay {
         events
     }
 
-    fn request(&mut self, ch: ChannelId, r: RequestId) {
+    fn request(&mut self, ch: ChannelId, r: SyncId) {
         self.requests.entry(ch).or_default().push_back(r);
     }
 
@@ -350,7 +350,7 @@ impl Replay {
             [
                 Event::Completed {
                     channel,
-                    request,
+                    id: request,
                     result: Ok(c),
                 },
             ] if *channel == ch && Some(*request) == expected && *c == want => {

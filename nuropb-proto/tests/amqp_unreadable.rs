@@ -279,7 +279,7 @@ fn an_unreadable_return_and_get_ok_carry_what_could_be_read() {
     match peer.events().as_slice() {
         [
             Event::Completed {
-                request: r,
+                id: r,
                 result: Ok(Completion::GotUnreadable(u)),
                 ..
             },

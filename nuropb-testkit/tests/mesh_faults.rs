@@ -491,15 +491,9 @@ fn an_idle_mesh_keeps_its_connections_with_heartbeats() {
     assert_eq!(echo(&mut m), json!({"after": "fault"}));
 }
 
-#[test]
-fn a_service_queue_declared_otherwise_is_retried_after_the_backoff_until_put_right() {
-    // Another participant (an older deployment, a Python service with other mesh names)
-    // declared the service queue with other arguments: the broker refuses the declaration with
-    // 406 PRECONDITION_FAILED. Starting over at once would repeat it in a tight loop (as it did);
-    // the endpoint says why and tries again after its backoff, until an operator deletes the
-    // queue.
-    let mut sim = nuropb_testkit::sim::Sim::new(415, SimConfig::default());
-    let raw = raw_client(&mut sim, "raw");
+/// Declares the service queue as another participant might: durable, without the mesh's
+/// dead-letter argument.
+fn declare_otherwise(sim: &mut nuropb_testkit::sim::Sim, raw: nuropb_testkit::sim::NodeId) {
     sim.client(raw)
         .queue_declare(
             1,
@@ -509,24 +503,58 @@ fn a_service_queue_declared_otherwise_is_retried_after_the_backoff_until_put_rig
             },
         )
         .unwrap();
+}
+
+#[test]
+fn a_first_start_refused_for_a_queue_declared_otherwise_fails_at_once_with_the_reason() {
+    // Another participant (an older deployment, a Python service with other mesh names)
+    // declared the service queue with other arguments: the broker refuses the declaration with
+    // 406 PRECONDITION_FAILED. A first start says so at once rather than retrying quietly.
+    let mut sim = nuropb_testkit::sim::Sim::new(415, SimConfig::default());
+    let raw = raw_client(&mut sim, "raw");
+    declare_otherwise(&mut sim, raw);
     sim.run_for(Duration::from_millis(10));
     let service = sim.add_endpoint("svc", service_config("svc1", 415), Some(handler()));
-    sim.run_for(Duration::from_secs(120));
+    sim.run_until("the start fails", T, |s| {
+        s.record(service).stopped.is_some()
+    });
     let record = sim.record(service);
     assert_eq!(record.readies, 0);
-    assert_eq!(record.stopped, None);
-    let tries = record.disconnects.len();
-    assert!((3..=15).contains(&tries), "{tries} tries in two minutes");
-    let error = &record.disconnects[0];
-    assert_eq!(error.kind, ErrorKind::Transport);
+    let error = record.stopped.clone().flatten().expect("an error");
     assert!(
         error.description.contains("406")
             && error.description.contains("x-dead-letter-exchange")
             && error.description.contains("declared otherwise"),
         "{error:?}"
     );
-    assert!(sim.delete_queue("/", "nuropb-svc-sq"));
-    sim.run_until("the service starts once the queue is gone", T, |s| {
-        s.record(service).readies == 1
-    });
+}
+
+#[test]
+fn a_service_queue_declared_otherwise_after_a_start_is_retried_after_the_backoff_until_put_right() {
+    // Once the service has been ready, the same refusal (its queue deleted by an operator and
+    // declared otherwise by someone else before it could declare it again) may be put right: it
+    // is tried again after the backoff — not at once in a tight loop (as it once was) — until the
+    // queue is deleted.
+    let mut m = Mesh::new(416);
+    let raw = raw_client(&mut m.sim, "raw");
+    assert!(m.sim.delete_queue("/", "nuropb-svc-sq"));
+    declare_otherwise(&mut m.sim, raw);
+    m.sim.run_for(Duration::from_secs(120));
+    let record = m.sim.record(m.service);
+    assert_eq!(record.readies, 1, "not ready again");
+    assert_eq!(record.stopped, None);
+    let tries = record.disconnects.len();
+    assert!((3..=15).contains(&tries), "{tries} tries in two minutes");
+    let error = &record.disconnects[0];
+    assert_eq!(error.kind, ErrorKind::Transport);
+    assert!(
+        error.description.contains("406") && error.description.contains("declared otherwise"),
+        "{error:?}"
+    );
+    assert!(m.sim.delete_queue("/", "nuropb-svc-sq"));
+    let service = m.service;
+    m.sim
+        .run_until("the service starts once the queue is gone", T, |s| {
+            s.record(service).readies == 2
+        });
 }

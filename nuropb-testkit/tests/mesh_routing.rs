@@ -163,7 +163,10 @@ fn the_request_ttl_defaults_to_its_timeout() {
     // The service is gone; the request waits in its queue and expires with the deadline, so
     // nobody handles a request its caller gave up on.
     let mut m = Mesh::new(306);
-    m.sim.endpoint_mut(m.service).close();
+    let now = m.sim.now();
+    m.sim
+        .endpoint_mut(m.service)
+        .shutdown(std::time::Duration::ZERO, now);
     m.sim.settle();
     let id = m
         .sim

@@ -290,9 +290,10 @@ fn without_a_readable_correlation_id_it_is_rejected_and_not_answered() {
 fn a_poison_message_at_the_head_of_the_queue_holds_up_nothing() {
     let mut m = mesh(211);
     let raw = raw_with_replies(&mut m);
-    // The service's consumer is cancelled meanwhile, so the bad message waits at the head of
-    // the queue with valid requests behind it; then it consumes again.
-    m.sim.endpoint_mut(m.service).stop_consuming();
+    // The service goes, so the bad messages wait at the head of its queue with valid requests
+    // behind them; then a new instance starts.
+    let now = m.sim.now();
+    m.sim.endpoint_mut(m.service).shutdown(Duration::ZERO, now);
     m.sim.settle();
     for case in cases() {
         publish_raw(&mut m, raw, SVC, &case.properties, &case.body);

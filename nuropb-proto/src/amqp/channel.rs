@@ -8,7 +8,7 @@ use amq_protocol::types::ChannelId;
 use crate::amqp::confirm::Confirms;
 use crate::amqp::delivery::Assembly;
 use crate::amqp::error::{Violation, reply_code};
-use crate::amqp::event::{Completion, Event, RequestFailed, RequestId};
+use crate::amqp::event::{Completion, Event, SyncFailed, SyncId};
 
 /// Where a channel is in its life.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub(crate) enum Expect {
 pub(crate) struct Channel {
     pub(crate) state: ChannelState,
     /// Requests in the order they were sent. Bounded by the caller's commands.
-    pending: VecDeque<(RequestId, Expect)>,
+    pending: VecDeque<(SyncId, Expect)>,
     /// A content being received.
     pub(crate) incoming: Option<Assembly>,
     /// Present once `confirm.select` was sent.
@@ -64,7 +64,7 @@ impl Channel {
     }
 
     /// Records a request that waits for `expect`.
-    pub(crate) fn await_reply(&mut self, request: RequestId, expect: Expect) {
+    pub(crate) fn await_reply(&mut self, request: SyncId, expect: Expect) {
         self.pending.push_back((request, expect));
     }
 
@@ -74,13 +74,13 @@ impl Channel {
     /// `basic.consume` from the queue's process, so a `consume-ok` can overtake the replies to
     /// methods sent after it (seen with a consume pipelined before a `queue.declare`). So a reply
     /// completes the oldest request waiting for that kind of reply, not merely the oldest request.
-    pub(crate) fn take_reply(&mut self, got: Expect, what: &str) -> Result<RequestId, Violation> {
+    pub(crate) fn take_reply(&mut self, got: Expect, what: &str) -> Result<SyncId, Violation> {
         match self.pending.iter().position(|&(_, expect)| expect == got) {
             Some(at) => Ok(self
                 .pending
                 .remove(at)
                 .map(|(request, _)| request)
-                .unwrap_or(RequestId(0))),
+                .unwrap_or(SyncId(0))),
             None => Err(Violation::new(
                 reply_code::COMMAND_INVALID,
                 format!("{what} that no request is waiting for"),
@@ -97,10 +97,10 @@ impl Channel {
         completion: Completion,
         events: &mut VecDeque<Event>,
     ) -> Result<(), Violation> {
-        let request = self.take_reply(got, what)?;
+        let id = self.take_reply(got, what)?;
         events.push_back(Event::Completed {
             channel,
-            request,
+            id,
             result: Ok(completion),
         });
         Ok(())
@@ -110,11 +110,11 @@ impl Channel {
     /// close itself.
     pub(crate) fn gone(&mut self, events: &mut VecDeque<Event>, closed: Closed) {
         self.incoming = None;
-        for (request, _) in self.pending.drain(..) {
+        for (id, _) in self.pending.drain(..) {
             events.push_back(Event::Completed {
                 channel: closed.channel,
-                request,
-                result: Err(RequestFailed {
+                id,
+                result: Err(SyncFailed {
                     reply_code: closed.reply_code,
                     reply_text: closed.reply_text.clone(),
                 }),
@@ -152,9 +152,9 @@ mod tests {
     fn replies_are_matched_by_kind_in_order_and_the_rest_fail_on_close() {
         let mut ch = Channel::new();
         let mut events = VecDeque::new();
-        ch.await_reply(RequestId(1), Expect::QueueDeclareOk);
-        ch.await_reply(RequestId(2), Expect::QosOk);
-        ch.await_reply(RequestId(3), Expect::QueueDeclareOk);
+        ch.await_reply(SyncId(1), Expect::QueueDeclareOk);
+        ch.await_reply(SyncId(2), Expect::QosOk);
+        ch.await_reply(SyncId(3), Expect::QueueDeclareOk);
         // A reply nobody waits for is a protocol violation.
         assert_eq!(
             ch.take_reply(Expect::CancelOk, "basic.cancel-ok")
@@ -173,7 +173,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             ch.take_reply(Expect::QueueDeclareOk, "queue.declare-ok"),
-            Ok(RequestId(3))
+            Ok(SyncId(3))
         );
         ch.gone(
             &mut events,
@@ -191,13 +191,13 @@ mod tests {
             &events[..],
             [
                 Event::Completed {
-                    request: RequestId(1),
+                    id: SyncId(1),
                     result: Ok(_),
                     ..
                 },
                 Event::Completed {
-                    request: RequestId(2),
-                    result: Err(RequestFailed {
+                    id: SyncId(2),
+                    result: Err(SyncFailed {
                         reply_code: 404,
                         ..
                     }),

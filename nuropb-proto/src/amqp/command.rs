@@ -18,7 +18,7 @@ use crate::amqp::channel::{Channel, ChannelState, Expect};
 use crate::amqp::config::short;
 use crate::amqp::connection::{Connection, Inner, State};
 use crate::amqp::error::Error;
-use crate::amqp::event::RequestId;
+use crate::amqp::event::SyncId;
 use crate::amqp::frame::{write_content, write_content_raw, write_method};
 use crate::amqp::properties::Properties;
 use crate::amqp::wire;
@@ -395,7 +395,7 @@ impl Inner {
         ch: ChannelId,
         method: Result<AMQPClass, Error>,
         expect: Option<Expect>,
-    ) -> Result<RequestId, Error> {
+    ) -> Result<SyncId, Error> {
         self.usable(ch)?;
         let method = method?;
         let request = self.next_request();
@@ -414,7 +414,7 @@ fn wait(no_wait: bool, expect: Expect) -> Option<Expect> {
 
 /// Channel and method commands. Each checks its arguments and the state first and sends nothing
 /// when it returns an error; a request's answer arrives as
-/// [`Event::Completed`](crate::amqp::Event::Completed) with the returned [`RequestId`].
+/// [`Event::Completed`](crate::amqp::Event::Completed) with the returned [`SyncId`].
 ///
 /// Commands may follow [`Connection::open_channel`] at once: the broker handles a channel's
 /// methods in order, so they need not wait for [`Event::ChannelOpened`](crate::amqp::Event::ChannelOpened).
@@ -479,7 +479,7 @@ impl Connection {
         &mut self,
         ch: ChannelId,
         args: &ExchangeDeclare,
-    ) -> Result<RequestId, Error> {
+    ) -> Result<SyncId, Error> {
         let expect = wait(args.no_wait, Expect::ExchangeDeclareOk);
         self.inner.request(ch, args.method(), expect)
     }
@@ -489,43 +489,39 @@ impl Connection {
         &mut self,
         ch: ChannelId,
         args: &ExchangeDelete,
-    ) -> Result<RequestId, Error> {
+    ) -> Result<SyncId, Error> {
         let expect = wait(args.no_wait, Expect::ExchangeDeleteOk);
         self.inner.request(ch, args.method(), expect)
     }
 
     /// `queue.declare`; completes with [`Completion::QueueDeclared`](crate::amqp::Completion::QueueDeclared),
     /// which carries the name the broker chose for an empty one.
-    pub fn queue_declare(
-        &mut self,
-        ch: ChannelId,
-        args: &QueueDeclare,
-    ) -> Result<RequestId, Error> {
+    pub fn queue_declare(&mut self, ch: ChannelId, args: &QueueDeclare) -> Result<SyncId, Error> {
         let expect = wait(args.no_wait, Expect::QueueDeclareOk);
         self.inner.request(ch, args.method(), expect)
     }
 
     /// `queue.bind`; completes with [`Completion::QueueBound`](crate::amqp::Completion::QueueBound)
     /// unless `no_wait`.
-    pub fn queue_bind(&mut self, ch: ChannelId, args: &QueueBind) -> Result<RequestId, Error> {
+    pub fn queue_bind(&mut self, ch: ChannelId, args: &QueueBind) -> Result<SyncId, Error> {
         let expect = wait(args.no_wait, Expect::QueueBindOk);
         self.inner.request(ch, args.method(), expect)
     }
 
     /// `queue.unbind`; completes with [`Completion::QueueUnbound`](crate::amqp::Completion::QueueUnbound).
-    pub fn queue_unbind(&mut self, ch: ChannelId, args: &QueueUnbind) -> Result<RequestId, Error> {
+    pub fn queue_unbind(&mut self, ch: ChannelId, args: &QueueUnbind) -> Result<SyncId, Error> {
         self.inner
             .request(ch, args.method(), Some(Expect::QueueUnbindOk))
     }
 
     /// `queue.purge`; completes with [`Completion::QueuePurged`](crate::amqp::Completion::QueuePurged).
-    pub fn queue_purge(&mut self, ch: ChannelId, args: &QueuePurge) -> Result<RequestId, Error> {
+    pub fn queue_purge(&mut self, ch: ChannelId, args: &QueuePurge) -> Result<SyncId, Error> {
         let expect = wait(args.no_wait, Expect::QueuePurgeOk);
         self.inner.request(ch, args.method(), expect)
     }
 
     /// `queue.delete`; completes with [`Completion::QueueDeleted`](crate::amqp::Completion::QueueDeleted).
-    pub fn queue_delete(&mut self, ch: ChannelId, args: &QueueDelete) -> Result<RequestId, Error> {
+    pub fn queue_delete(&mut self, ch: ChannelId, args: &QueueDelete) -> Result<SyncId, Error> {
         let expect = wait(args.no_wait, Expect::QueueDeleteOk);
         self.inner.request(ch, args.method(), expect)
     }
@@ -537,7 +533,7 @@ impl Connection {
         ch: ChannelId,
         prefetch_count: u16,
         global: bool,
-    ) -> Result<RequestId, Error> {
+    ) -> Result<SyncId, Error> {
         let method = AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
             prefetch_count,
             global,
@@ -547,7 +543,7 @@ impl Connection {
 
     /// `basic.consume`; completes with [`Completion::ConsumeStarted`](crate::amqp::Completion::ConsumeStarted)
     /// carrying the consumer tag; deliveries follow as [`Event::Delivery`](crate::amqp::Event::Delivery).
-    pub fn basic_consume(&mut self, ch: ChannelId, args: &Consume) -> Result<RequestId, Error> {
+    pub fn basic_consume(&mut self, ch: ChannelId, args: &Consume) -> Result<SyncId, Error> {
         let expect = wait(args.no_wait, Expect::ConsumeOk);
         self.inner.request(ch, args.method(), expect)
     }
@@ -559,7 +555,7 @@ impl Connection {
         ch: ChannelId,
         consumer_tag: &str,
         no_wait: bool,
-    ) -> Result<RequestId, Error> {
+    ) -> Result<SyncId, Error> {
         let method = short("consumer tag", consumer_tag).map(|consumer_tag| {
             AMQPClass::Basic(basic::AMQPMethod::Cancel(basic::Cancel {
                 consumer_tag,
@@ -572,12 +568,7 @@ impl Connection {
 
     /// `basic.get`; completes with [`Completion::Got`](crate::amqp::Completion::Got) or
     /// [`Completion::GetEmpty`](crate::amqp::Completion::GetEmpty).
-    pub fn basic_get(
-        &mut self,
-        ch: ChannelId,
-        queue: &str,
-        no_ack: bool,
-    ) -> Result<RequestId, Error> {
+    pub fn basic_get(&mut self, ch: ChannelId, queue: &str, no_ack: bool) -> Result<SyncId, Error> {
         let method = short("queue", queue)
             .map(|queue| AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get { queue, no_ack })));
         self.inner.request(ch, method, Some(Expect::Get))
@@ -586,7 +577,7 @@ impl Connection {
     /// `confirm.select`: from now on every publish on the channel gets a sequence number and an
     /// [`Event::Confirmed`](crate::amqp::Event::Confirmed). Completes with
     /// [`Completion::ConfirmSelected`](crate::amqp::Completion::ConfirmSelected) unless `no_wait`.
-    pub fn confirm_select(&mut self, ch: ChannelId, no_wait: bool) -> Result<RequestId, Error> {
+    pub fn confirm_select(&mut self, ch: ChannelId, no_wait: bool) -> Result<SyncId, Error> {
         let method = AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select {
             nowait: no_wait,
         }));

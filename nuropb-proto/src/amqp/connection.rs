@@ -10,7 +10,7 @@ use crate::amqp::channel::Channel;
 use crate::amqp::channel::Closed as ChannelClosedHow;
 use crate::amqp::config::Config;
 use crate::amqp::error::{ConnectionError, Error, Violation};
-use crate::amqp::event::{Event, RequestId, Tuning};
+use crate::amqp::event::{Event, SyncId, Tuning};
 use crate::amqp::frame::{
     FrameError, FrameReader, MIN_FRAME_MAX, write_heartbeat, write_method, write_protocol_header,
 };
@@ -30,7 +30,7 @@ use crate::amqp::heartbeat::{Due, Heartbeat};
 /// - **Commands** (e.g. [`open_channel`], [`queue_declare`], [`basic_publish`], [`basic_ack`],
 ///   [`close`]): the application wants something. They write frames into the transmit buffer and
 ///   return at once; a request's reply comes later as [`Event::Completed`] carrying the
-///   [`RequestId`] the command returned. A command that is refused returns an [`Error`] and sends
+///   [`SyncId`] the command returned. A command that is refused returns an [`Error`] and sends
 ///   nothing.
 /// - **Polls** `poll_*`: what the driver must do now — bytes to write ([`poll_transmit`]), events
 ///   to act on ([`poll_event`]), when to call back ([`poll_timeout`]).
@@ -419,9 +419,9 @@ impl Inner {
         self.channels.get_mut(channel as usize)?.as_mut()
     }
 
-    pub(crate) fn next_request(&mut self) -> RequestId {
+    pub(crate) fn next_request(&mut self) -> SyncId {
         self.next_request += 1;
-        RequestId(self.next_request)
+        SyncId(self.next_request)
     }
 
     /// Sends `connection.close` and waits for `close-ok`.

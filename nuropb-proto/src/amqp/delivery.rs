@@ -15,7 +15,7 @@ use amq_protocol::types::{ChannelId, ShortString};
 
 use crate::amqp::error::{Violation, reply_code};
 use crate::amqp::event::{
-    Completion, ContentError, Delivery, Event, GetMessage, Origin, RequestId, Returned, Unreadable,
+    Completion, ContentError, Delivery, Event, GetMessage, Origin, Returned, SyncId, Unreadable,
 };
 use crate::amqp::properties::Properties;
 use crate::amqp::wire::Deliver;
@@ -28,7 +28,7 @@ const MAX_PREALLOCATION: u64 = 1 << 20;
 enum Content {
     Deliver(Delivery),
     Return(Returned),
-    Get(RequestId, GetMessage),
+    Get(SyncId, GetMessage),
 }
 
 /// A content being received on one channel.
@@ -78,7 +78,7 @@ impl Assembly {
 
     /// After `basic.get-ok` answering `request`.
     pub(crate) fn got(
-        request: RequestId,
+        request: SyncId,
         delivery_tag: u64,
         redelivered: bool,
         exchange: ShortString,
@@ -184,9 +184,9 @@ impl Assembly {
             return match self.content {
                 Content::Deliver(d) => Event::Delivery(d),
                 Content::Return(r) => Event::Returned(r),
-                Content::Get(request, message) => Event::Completed {
+                Content::Get(id, message) => Event::Completed {
                     channel,
-                    request,
+                    id,
                     result: Ok(Completion::Got(Box::new(message))),
                 },
             };
@@ -222,9 +222,9 @@ impl Assembly {
                 r.routing_key,
                 r.properties,
             )),
-            Content::Get(request, g) => Event::Completed {
+            Content::Get(id, g) => Event::Completed {
                 channel,
-                request,
+                id,
                 result: Ok(Completion::GotUnreadable(unreadable(
                     Origin::Got {
                         delivery_tag: g.delivery_tag,

@@ -6,13 +6,14 @@ use amq_protocol::types::{ChannelId, FieldTable, ShortString};
 use crate::amqp::error::ConnectionError;
 use crate::amqp::properties::{Properties, PropertiesError};
 
-/// Identifies a request (a synchronous AMQP method) in its [`Event::Completed`].
+/// Identifies a synchronous AMQP method (`queue.declare`, `basic.consume`, …) sent by a command,
+/// until the broker's answer in its [`Event::Completed`].
 ///
 /// Unique within one connection; ids are handed out in increasing order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RequestId(pub(crate) u64);
+pub struct SyncId(pub(crate) u64);
 
-impl RequestId {
+impl SyncId {
     /// The number behind the id.
     pub fn get(self) -> u64 {
         self.0
@@ -215,9 +216,9 @@ pub enum Completion {
     GetEmpty,
 }
 
-/// A request that got no answer because its channel or the connection closed first.
+/// A synchronous method that got no answer because its channel or the connection closed first.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestFailed {
+pub struct SyncFailed {
     /// The reply code of the close (e.g. 404 when the broker closed the channel for it).
     pub reply_code: u16,
     /// The text of the close.
@@ -268,14 +269,14 @@ pub enum Event {
         /// Whether the broker closed it (`channel.close` or a connection close).
         by_peer: bool,
     },
-    /// A request finished, or failed because its channel closed.
+    /// A synchronous method was answered, or failed because its channel closed.
     Completed {
         /// The channel it was sent on.
         channel: ChannelId,
         /// The id its command returned.
-        request: RequestId,
+        id: SyncId,
         /// The broker's answer.
-        result: Result<Completion, RequestFailed>,
+        result: Result<Completion, SyncFailed>,
     },
     /// A message for a consumer.
     Delivery(Delivery),

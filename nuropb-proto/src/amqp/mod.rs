@@ -41,8 +41,8 @@ pub use config::Config;
 pub use connection::Connection;
 pub use error::{ConnectionError, Error, reply_code};
 pub use event::{
-    Completion, Confirm, ContentError, Delivery, Event, GetMessage, Origin, RequestFailed,
-    RequestId, Returned, Tuning, Unreadable,
+    Completion, Confirm, ContentError, Delivery, Event, GetMessage, Origin, Returned, SyncFailed,
+    SyncId, Tuning, Unreadable,
 };
 pub use frame::{ContentHeader, Frame, FrameError, FrameReader, RawFrame};
 pub use properties::{Headers, HeadersRef, Properties, PropertiesError, PropertiesRef};

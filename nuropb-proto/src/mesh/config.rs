@@ -2,6 +2,7 @@
 
 use crate::crypto::{KeyStoreConfig, PrivateKey};
 use crate::describe::ServiceSpec;
+use crate::mesh::backoff::Backoff;
 use crate::mesh::names;
 use crate::message::Exchanges;
 use std::time::Duration;
@@ -87,10 +88,19 @@ pub struct EndpointConfig {
     /// service's own queues; off by default, as in Python, where it is a separate step.
     pub configure_mesh_on_connect: bool,
     /// Topic patterns this participant listens to on a queue of its own (exclusive, deleted with
-    /// the connection): events arrive as [`crate::mesh::Event::Incoming`] and need no
+    /// the connection): events arrive as [`crate::mesh::Output::Incoming`] and need no
     /// completion. For clients that watch events without being a service.
     pub listen: Vec<String>,
-    /// Seed of the correlation-id generator; adapters draw it from the OS.
+    /// The broker's nodes (names for errors and logs, e.g. `host:port`), in the order they are
+    /// tried; [`crate::mesh::Output::Connect`] names them by index. Empty means one, the broker.
+    pub nodes: Vec<String>,
+    /// The reconnect schedule.
+    pub backoff: Backoff,
+    /// How many reconnect attempts one outage may take before the endpoint stops; `None` (the
+    /// default) retries for ever, as a participant that outlives broker restarts must.
+    pub max_reconnects: Option<u32>,
+    /// Seed of the endpoint's randomness (correlation ids, reconnect jitter); adapters draw it
+    /// from the OS, tests fix it.
     pub seed: u64,
 }
 
@@ -108,6 +118,9 @@ impl EndpointConfig {
             key_store: KeyStoreConfig::default(),
             configure_mesh_on_connect: false,
             listen: Vec::new(),
+            nodes: Vec::new(),
+            backoff: Backoff::default(),
+            max_reconnects: None,
             seed,
         }
     }

@@ -1,108 +1,199 @@
-//! The NuroPb endpoint: one participant on the mesh, as a state machine over an AMQP connection.
+//! The NuroPb endpoint: one participant on the mesh, as a state machine over AMQP connections.
 
 use crate::amqp::{self, ChannelId, Connection, ConnectionError};
 use crate::crypto::{Encryptor, keys};
 use crate::describe::ServiceDescription;
 use crate::error::{ErrorKind, NuropbError};
 use crate::mesh::backoff::Backoff;
-use crate::mesh::client::{Pending, Queued};
+use crate::mesh::call::DeliveryId;
+use crate::mesh::calls::{Calls, CallsConfig, OutgoingEvent, Request};
 use crate::mesh::config::EndpointConfig;
-use crate::mesh::event::{Arrival, Event, RequestId, UnreadableMessage};
-use crate::mesh::ids::IdGenerator;
-use crate::mesh::service::{InFlight, Settlements};
-use crate::mesh::{names, topology};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use crate::mesh::cx::Cx;
+use crate::mesh::footprint::Footprint;
+use crate::mesh::lifecycle::{Lifecycle, Next};
+use crate::mesh::names;
+use crate::mesh::outcome::{EventSpec, Outcome};
+use crate::mesh::output::{Arrival, Output, Outputs, RequestId};
+use crate::mesh::random::CorrelationIds;
+use crate::mesh::serving::{CompleteError, Serving};
+use crate::mesh::session::Session;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where the endpoint is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Phase {
-    /// The AMQP handshake is under way.
+    /// A socket is being opened ([`Output::Connect`]) or the AMQP handshake is under way.
     Connecting,
     /// The channel is open and the queues and consumers are being set up.
     Starting,
     /// Serving and calling.
     Ready,
-    /// The connection ended; waiting for [`Endpoint::reconnect`].
+    /// The connection ended; the next [`Output::Connect`] comes when the backoff is over.
     Disconnected,
-    /// Closing, on request or because of a permanent refusal.
+    /// Closing: shutting down, or because of a permanent refusal.
     Closing,
     /// Done for good.
     Stopped,
 }
 
-/// One NuroPb participant — a service, or a client only — driven by its runtime adapter.
+/// The wall clock at the time the endpoint was made, and the latest time given.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    base: Instant,
+    unix: u64,
+    last: Instant,
+}
+
+impl Clock {
+    /// `now`, or the latest time given when `now` is earlier: time never goes back.
+    fn tick(&mut self, now: Instant) -> Instant {
+        self.last = self.last.max(now);
+        self.last
+    }
+
+    /// Seconds since 1970 at the latest time given.
+    fn unix(&self) -> u64 {
+        self.unix + self.last.saturating_duration_since(self.base).as_secs()
+    }
+}
+
+/// The parts of an endpoint, borrowed apart for one call.
+struct Parts<'a> {
+    calls: &'a mut Calls,
+    serving: &'a mut Serving,
+    cx: Cx<'a>,
+}
+
+/// One NuroPb participant — a service, or a client only — driven by its adapter.
+///
+/// It holds every decision of a participant's life on the mesh: which broker node to connect to
+/// and when, the startup sequence, what a lost connection fails and what a reconnect redeclares,
+/// the ack table, responses, deadlines, encryption, describe, a graceful shutdown. It never reads
+/// a clock, sleeps, spawns or touches a socket: the adapter opens the sockets it asks for, moves
+/// bytes and time in and out, and runs handlers.
+///
+/// The methods fall in four groups, as [`amqp::Connection`]'s do:
+///
+/// - **Handlers**: something happened outside — a socket asked for opened ([`connected`]) or
+///   could not be opened ([`connect_failed`]), bytes arrived ([`handle_input`]), the socket
+///   ended ([`handle_eof`]), a timer fired ([`handle_timeout`]).
+/// - **Commands** (each takes `now`): the application wants something — [`request`],
+///   [`command`], [`publish_event`], [`describe`], [`complete`] a handled delivery,
+///   [`configure_mesh`], [`shutdown`]. They return at once; what they lead to comes out of the
+///   polls. A command that is refused returns an error and changes nothing.
+/// - **Polls**: what the driver must do now — [`poll_output`] (what to do or know, in order),
+///   [`poll_transmit`] (bytes to write), [`poll_timeout`] (when to call back).
+/// - **Getters** taking `&self`.
 ///
 /// # Driving it
 ///
-/// The endpoint owns an AMQP [`Connection`] and follows its rules, with time passed in:
+/// 1. Make it with [`Endpoint::new`]. Its first output is [`Output::Connect`].
+/// 2. After **any** handler or command, drain [`poll_output`] until `None`, acting on each
+///    output in order; then write what [`poll_transmit`] gives (one buffer, one write); then
+///    (re)arm one timer for [`poll_timeout`]. Outputs first, then bytes: handlers completed
+///    while draining add their acks to the same write.
+///    - [`Output::Connect`]: open a socket to that node, then call [`connected`] or
+///      [`connect_failed`] with the time.
+///    - [`Output::Call`], [`Output::Incoming`]: run the handler; give its outcome to
+///      [`complete`] (at once or later).
+///    - [`Output::Response`]: wake the caller of that request.
+///    - [`Output::Disconnected`]: flush [`poll_transmit`] and drop the socket; an
+///      [`Output::Connect`] follows by itself.
+///    - [`Output::Stopped`]: flush and drop the socket; it is the last output.
+/// 3. Bytes from the socket go to [`handle_input`] in any chunking; end of file or a socket
+///    error to [`handle_eof`]; the timer to [`handle_timeout`].
 ///
-/// 1. Make the endpoint with [`Endpoint::new`], open a socket to the broker.
-/// 2. Whenever bytes arrive, [`Endpoint::handle_input`]; when the socket reaches end of file,
-///    [`Endpoint::handle_eof`].
-/// 3. After every input, timeout or command, write out [`Endpoint::poll_transmit`] and handle every
-///    [`Endpoint::poll_event`]: run a handler for each [`Event::Call`] and [`Event::Incoming`]
-///    and give its outcome to [`Endpoint::complete`]; wake the caller of each
-///    [`Event::Response`].
-/// 4. Sleep until [`Endpoint::poll_timeout`] at the latest, then [`Endpoint::handle_timeout`].
-/// 5. On [`Event::Disconnected`], drop the socket, wait [`Endpoint::reconnect_delay`], open a new
-///    one and call [`Endpoint::reconnect`]. On [`Event::Stopped`], stop.
+/// # Time
 ///
-/// Requests, commands and events may be sent at any time: until the endpoint is
-/// [`Phase::Ready`] they wait in a bounded outbox, up to their deadline.
+/// Every handler and command takes `now`, and time never goes back: an earlier `now` than one
+/// given before counts as the later one. Bytes handed out by [`poll_transmit`] count as sent at
+/// the latest time given.
+///
+/// # Bounds
+///
+/// Pending requests are capped by
+/// [`EndpointConfig::max_pending_requests`], messages waiting for the connection by
+/// [`EndpointConfig::max_outbox`] (past either, a command is refused); deliveries in flight by
+/// the service's prefetch; keys kept for encrypted calls by
+/// [`EndpointConfig::key_store`]; descriptions by the services described. The output queue
+/// holds at most what one handler or command caused (a lost connection: one response per
+/// pending request); the driver empties it each time. Input is bounded as
+/// [`amqp::Connection`] bounds it. [`Endpoint::footprint`] shows every table's size.
+///
+/// # Peer errors
+///
+/// Nothing a broker or a publisher sends can make it panic or stop it for good: a message that
+/// cannot be read is refused on its own ([`Output::Unreadable`]); a broker that breaks the
+/// protocol loses its connection, and the endpoint connects again.
+///
+/// # Randomness
+///
+/// Correlation ids and reconnect jitter come from [`EndpointConfig::seed`]: the same seed and
+/// inputs give the same outputs, except the bytes of encrypted messages (keys, IVs and padding
+/// come from the OS).
+///
+/// [`connected`]: Endpoint::connected
+/// [`connect_failed`]: Endpoint::connect_failed
+/// [`handle_input`]: Endpoint::handle_input
+/// [`handle_eof`]: Endpoint::handle_eof
+/// [`handle_timeout`]: Endpoint::handle_timeout
+/// [`request`]: Endpoint::request
+/// [`command`]: Endpoint::command
+/// [`publish_event`]: Endpoint::publish_event
+/// [`describe`]: Endpoint::describe
+/// [`complete`]: Endpoint::complete
+/// [`configure_mesh`]: Endpoint::configure_mesh
+/// [`shutdown`]: Endpoint::shutdown
+/// [`poll_output`]: Endpoint::poll_output
+/// [`poll_transmit`]: Endpoint::poll_transmit
+/// [`poll_timeout`]: Endpoint::poll_timeout
+///
+/// # Example
+///
+/// ```
+/// use nuropb_proto::amqp;
+/// use nuropb_proto::mesh::{Endpoint, EndpointConfig, Output};
+/// use std::time::{Duration, Instant};
+///
+/// let now = Instant::now();
+/// let config = EndpointConfig::client("/", "a1", 7);
+/// let mut endpoint = Endpoint::new(config, amqp::Config::new("guest", "guest", "/"), now, 0)?;
+/// assert_eq!(endpoint.poll_output(), Some(Output::Connect { node: 0 }));
+/// endpoint.connected(now); // the socket is open
+/// let mut bytes = Vec::new();
+/// endpoint.poll_transmit(&mut bytes);
+/// assert_eq!(bytes, b"AMQP\x00\x00\x09\x01"); // write this to the socket
+/// endpoint.shutdown(Duration::ZERO, now); // not ready yet: it closes at once
+/// # Ok::<(), nuropb_proto::NuropbError>(())
+/// ```
 pub struct Endpoint {
-    pub(crate) config: EndpointConfig,
-    /// The response queue's name, made once.
-    pub(crate) response_queue: String,
-    pub(crate) amqp_config: amqp::Config,
-    pub(crate) conn: Connection,
-    pub(crate) phase: Phase,
-    /// Counts connections and channels: deliveries of an earlier epoch are stale.
-    pub(crate) epoch: u64,
-    pub(crate) channel: Option<ChannelId>,
-    /// Startup requests not yet answered.
-    pub(crate) startup: HashSet<amqp::RequestId>,
-    /// Whether the service consumer runs (until [`Endpoint::stop_consuming`]).
-    pub(crate) serving: bool,
-    /// Mesh configuration requests not yet answered; `Some` while one is under way.
-    pub(crate) mesh_setup: Option<HashSet<amqp::RequestId>>,
-    pub(crate) mesh_setup_wanted: bool,
+    config: EndpointConfig,
+    /// The AMQP settings each connection starts from.
+    amqp: amqp::Config,
+    response_queue: String,
+    phase: Phase,
+    /// The current connection and its channel.
+    session: Option<Session>,
+    /// A connection given up, whose last bytes (a polite close) the next
+    /// [`Endpoint::poll_transmit`] flushes before the socket is dropped.
+    leaving: Option<Session>,
+    /// An [`Output::Connect`] waits for [`Endpoint::connected`] or [`Endpoint::connect_failed`].
+    awaiting_socket: bool,
+    life: Lifecycle,
+    calls: Calls,
+    serving: Serving,
+    crypto: Encryptor,
+    out: Outputs,
+    ids: Arc<CorrelationIds>,
+    clock: Clock,
+    /// The mesh is to be configured on the next channel.
+    mesh_wanted: bool,
     /// The error to report once the connection has closed, for a permanent refusal.
-    pub(crate) stop_error: Option<NuropbError>,
-    pub(crate) events: VecDeque<Event>,
-    pub(crate) ids: IdGenerator,
-    pub(crate) next_request: u64,
-    /// Requests waiting for a response, by correlation id.
-    pub(crate) pending: HashMap<String, Pending>,
-    /// Deadlines of pending requests, soonest first, with their correlation ids.
-    pub(crate) deadlines: BTreeMap<(Instant, RequestId), String>,
-    /// Messages waiting for the endpoint to be ready.
-    pub(crate) outbox: VecDeque<Queued>,
-    /// Encrypted requests waiting for the public key of their service, by service.
-    pub(crate) awaiting_key: HashMap<String, Vec<crate::mesh::client::AwaitingKey>>,
-    pub(crate) encryptor: Encryptor,
-    pub(crate) public_key_pem: Option<String>,
-    pub(crate) descriptions: HashMap<String, ServiceDescription>,
-    /// Deliveries being handled, by delivery tag (of the current epoch).
-    pub(crate) in_flight: HashMap<u64, InFlight>,
-    pub(crate) settlements: Settlements,
-    /// Wall-clock time (seconds since the epoch) at `clock_base`, for Fernet timestamps.
-    pub(crate) clock_base: (Instant, u64),
-    pub(crate) reconnects: u32,
-    pub(crate) backoff: Backoff,
-    /// Requests the endpoint made for itself (describes for a public key): no event of theirs.
-    pub(crate) internal: HashSet<RequestId>,
-    /// The latest time the driver gave.
-    pub(crate) last_now: Instant,
-    /// When the last connection on which the endpoint was ready went: until the broker's own
-    /// heartbeat timer can have let that connection go, a refusal of this endpoint's exclusive
-    /// queues and consumers is taken to be that connection's doing, not a twin's.
-    pub(crate) ready_lost_at: Option<Instant>,
-    /// Messages that could not be read, since the endpoint was made.
-    pub(crate) unreadable: u64,
-    /// When the endpoint last became ready: a connection lost sooner than
-    /// [`Backoff::healthy`] after that is part of the same outage.
-    pub(crate) ready_since: Option<Instant>,
+    stop_error: Option<NuropbError>,
+    /// Until when handlers may finish, once a shutdown has begun.
+    shutdown: Option<Instant>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -111,17 +202,27 @@ impl std::fmt::Debug for Endpoint {
             .field("name", &self.config.name())
             .field("instance_id", &self.config.instance_id)
             .field("phase", &self.phase)
-            .field("pending", &self.pending.len())
-            .field("in_flight", &self.in_flight.len())
+            .field("pending", &self.calls.pending_requests())
+            .field("in_flight", &self.serving.in_flight())
             .finish_non_exhaustive()
     }
 }
 
+/// A connection-level failure as a NuroPb error.
+pub(crate) fn transport(e: impl std::fmt::Display) -> NuropbError {
+    NuropbError::new(ErrorKind::Transport, e.to_string())
+}
+
+fn stopped() -> NuropbError {
+    NuropbError::new(ErrorKind::Transport, "the endpoint has stopped")
+}
+
 impl Endpoint {
-    /// An endpoint that connects with `amqp` (credentials, vhost, heartbeat) and behaves as
-    /// `config` says. `unix_time` is the wall clock (seconds since 1970) at `now`.
+    /// An endpoint that behaves as `config` says and connects with `amqp` (credentials, vhost,
+    /// heartbeat, limits). `unix_time` is the wall clock (seconds since 1970) at `now`.
     ///
     /// NuroPb's client properties (`name`, `instance_id`, `client_only`) are added to `amqp`.
+    /// Its first output asks for a socket to the first of [`EndpointConfig::nodes`].
     pub fn new(
         config: EndpointConfig,
         amqp: amqp::Config,
@@ -133,7 +234,8 @@ impl Endpoint {
             config.instance_id.clone(),
             config.service.is_none(),
         );
-        let conn = Connection::new(amqp.clone(), now).map_err(transport)?;
+        // Refuse settings a connection would refuse, now rather than at each connect.
+        Connection::new(amqp.clone(), now).map_err(transport)?;
         let private_key = config.service.as_ref().and_then(|s| s.private_key.clone());
         let public_key_pem = match &private_key {
             Some(key) => Some(
@@ -142,41 +244,55 @@ impl Endpoint {
             ),
             None => None,
         };
-        Ok(Endpoint {
-            response_queue: config.response_queue(),
-            encryptor: Encryptor::new(private_key, config.key_store),
+        let response_queue = config.response_queue();
+        let calls = Calls::new(CallsConfig {
+            exchanges: config.names.exchanges.clone(),
+            response_queue: response_queue.clone(),
+            default_timeout: config.default_timeout,
+            max_pending: config.max_pending_requests,
+            max_outbox: config.max_outbox,
+        });
+        let serving = Serving::new(
+            config.service.as_ref().map(|s| s.spec.clone()),
             public_key_pem,
-            ids: IdGenerator::new(config.seed),
-            mesh_setup_wanted: config.configure_mesh_on_connect,
-            config,
-            amqp_config: amqp,
-            conn,
+            config.names.exchanges.clone(),
+        );
+        let life = Lifecycle::new(
+            config.nodes.clone(),
+            config.backoff,
+            config.max_reconnects,
+            config.seed,
+        );
+        let mut out = Outputs::default();
+        out.push(Output::Connect {
+            node: life.current(),
+        });
+        Ok(Endpoint {
+            crypto: Encryptor::new(private_key, config.key_store),
+            ids: Arc::new(CorrelationIds::new(config.seed)),
+            mesh_wanted: config.configure_mesh_on_connect,
+            response_queue,
+            amqp,
             phase: Phase::Connecting,
-            epoch: 0,
-            channel: None,
-            startup: HashSet::new(),
-            serving: false,
-            mesh_setup: None,
+            session: None,
+            leaving: None,
+            awaiting_socket: true,
+            life,
+            calls,
+            serving,
+            out,
+            clock: Clock {
+                base: now,
+                unix: unix_time,
+                last: now,
+            },
             stop_error: None,
-            events: VecDeque::new(),
-            next_request: 0,
-            pending: HashMap::new(),
-            deadlines: BTreeMap::new(),
-            outbox: VecDeque::new(),
-            awaiting_key: HashMap::new(),
-            descriptions: HashMap::new(),
-            in_flight: HashMap::new(),
-            settlements: Settlements::default(),
-            clock_base: (now, unix_time),
-            reconnects: 0,
-            backoff: Backoff::default(),
-            internal: HashSet::new(),
-            last_now: now,
-            ready_lost_at: None,
-            unreadable: 0,
-            ready_since: None,
+            shutdown: None,
+            config,
         })
     }
+
+    // ----- getters -----
 
     /// The configuration.
     pub fn config(&self) -> &EndpointConfig {
@@ -193,172 +309,369 @@ impl Endpoint {
         &self.response_queue
     }
 
-    /// Sets the reconnect schedule.
-    pub fn set_backoff(&mut self, backoff: Backoff) {
-        self.backoff = backoff;
+    /// The endpoint's correlation ids, for handles that need a command's or an event's id before
+    /// the endpoint sees it: one generator for the whole participant.
+    pub fn correlation_ids(&self) -> Arc<CorrelationIds> {
+        self.ids.clone()
     }
 
-    /// Feeds bytes from the socket.
-    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
-        self.last_now = now;
-        self.conn.handle_input(bytes, now);
-        self.pump(now);
+    /// The last description of `service` received, if any (the one describe cache of the
+    /// participant).
+    pub fn description(&self, service: &str) -> Option<&ServiceDescription> {
+        self.calls.description(service)
     }
 
-    /// The socket reached end of file.
-    pub fn handle_eof(&mut self, now: Instant) {
-        self.last_now = now;
-        self.conn.handle_eof(now);
-        self.pump(now);
+    /// Whether `method` of `service` requires encryption, as far as a description says.
+    pub fn requires_encryption(&self, service: &str, method: &str) -> Option<bool> {
+        self.description(service)
+            .map(|d| d.requires_encryption(method))
     }
 
-    /// Appends the bytes to write to the socket to `buf`; returns how many. Settlements of
-    /// deliveries handled since the last call go out here, contiguous acks as one.
-    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
-        if let Some(ch) = self.channel {
-            self.settlements.flush(&mut self.conn, ch);
-        }
-        self.conn.poll_transmit(buf)
+    /// Whether the public key of `service` is known.
+    pub fn has_public_key(&self, service: &str) -> bool {
+        self.crypto.has_public_key(service)
     }
 
-    /// The next event, if any.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    /// When [`Endpoint::handle_timeout`] is due: heartbeats, request deadlines, outbox expiry.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let deadlines = self.deadlines.first_key_value().map(|((at, _), _)| *at);
-        let outbox = self.outbox.iter().map(|q| q.deadline).min();
-        let waiting = self
-            .awaiting_key
-            .values()
-            .flatten()
-            .map(|a| a.deadline)
-            .min();
-        [self.conn.poll_timeout(), deadlines, outbox, waiting]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// Time has passed: sends heartbeats, detects a dead broker, expires requests.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.conn.handle_timeout(now);
-        self.pump(now);
-        self.expire(now);
-    }
-
-    /// How long to wait before [`Endpoint::reconnect`], given a `jitter` in `[0, 1]` from the
-    /// adapter's randomness; grows with each attempt of the outage (see [`Backoff`]: a
-    /// connection lost soon after it became ready does not start the schedule over).
-    pub fn reconnect_delay(&self, jitter: f64) -> Duration {
-        self.backoff.delay(self.reconnects, jitter)
-    }
-
-    /// Starts over on a new socket after [`Event::Disconnected`].
-    pub fn reconnect(&mut self, now: Instant) -> Result<(), NuropbError> {
-        if self.phase != Phase::Disconnected {
-            return Err(NuropbError::new(
-                ErrorKind::Transport,
-                format!("cannot reconnect while {:?}", self.phase),
-            ));
-        }
-        self.conn = Connection::new(self.amqp_config.clone(), now).map_err(transport)?;
-        self.reconnects = self.reconnects.saturating_add(1);
-        self.phase = Phase::Connecting;
-        Ok(())
-    }
-
-    /// Declares the mesh's exchanges and dead-letter queue (idempotent); [`Event::MeshConfigured`]
-    /// follows. Before the endpoint is connected, it happens as soon as it is.
-    pub fn configure_mesh(&mut self) {
-        self.mesh_setup_wanted = true;
-        if matches!(self.phase, Phase::Starting | Phase::Ready) && self.mesh_setup.is_none() {
-            self.start_mesh_setup();
-        }
-    }
-
-    /// Stops taking new deliveries from the service queue (graceful shutdown): deliveries in
-    /// flight may still be completed.
-    pub fn stop_consuming(&mut self) {
-        if let Some(ch) = self.channel
-            && std::mem::take(&mut self.serving)
-        {
-            let _ = self.conn.basic_cancel(ch, names::SERVICE_CONSUMER, false);
-        }
-    }
-
-    /// How many bytes wait for [`Endpoint::poll_transmit`] (settlements not yet written out
-    /// aside): with what the adapter has taken but not yet written, the backlog a publisher faster
-    /// than the socket builds up.
+    /// How many bytes wait for [`Endpoint::poll_transmit`] (held-back acks aside): with what the
+    /// adapter has taken but not yet written, the backlog a publisher faster than the socket
+    /// builds up.
     pub fn pending_output(&self) -> usize {
-        self.conn.pending_output()
+        self.session.as_ref().map_or(0, |s| s.conn.pending_output())
     }
 
     /// How many messages wait for the connection (bounded by
-    /// [`EndpointConfig::max_outbox`](crate::mesh::EndpointConfig::max_outbox)).
+    /// [`EndpointConfig::max_outbox`]).
     pub fn waiting(&self) -> usize {
-        self.outbox.len()
+        self.calls.waiting()
     }
 
     /// How many deliveries are being handled.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
+        self.serving.in_flight()
     }
 
     /// How many requests wait for a response (including those waiting for the connection).
     pub fn pending_requests(&self) -> usize {
-        self.pending.len() + self.awaiting_key.values().map(Vec::len).sum::<usize>()
+        self.calls.pending_requests()
     }
 
     /// How many messages could not be read since the endpoint was made (each also an
-    /// [`Event::Unreadable`]).
+    /// [`Output::Unreadable`]).
     pub fn unreadable(&self) -> u64 {
-        self.unreadable
+        self.out.unreadable_count()
     }
 
-    /// How many messages wait for the connection.
-    pub fn outbox_len(&self) -> usize {
-        self.outbox.len()
+    /// The sizes of the endpoint's internal tables.
+    pub fn footprint(&self) -> Footprint {
+        let (sent_keys, received_keys) = self.crypto.kept_keys();
+        let calls = self.calls.sizes();
+        Footprint {
+            pending: calls.pending,
+            deadlines: calls.deadlines,
+            outbox: calls.outbox,
+            awaiting_key: calls.awaiting_key,
+            internal: calls.internal,
+            in_flight: self.serving.in_flight(),
+            unsettled: self.serving.unsettled(),
+            sent_keys,
+            received_keys,
+            descriptions: calls.descriptions,
+            events: self.out.len(),
+        }
     }
 
-    /// Closes the connection; [`Event::Stopped`] follows. Pending requests fail.
-    pub fn close(&mut self) {
+    /// Sets the reconnect schedule (also [`EndpointConfig::backoff`]).
+    pub fn set_backoff(&mut self, backoff: Backoff) {
+        self.life.set_backoff(backoff);
+    }
+
+    fn parts(&mut self) -> Parts<'_> {
+        let ready = self.phase == Phase::Ready;
+        let unix = self.clock.unix();
+        Parts {
+            calls: &mut self.calls,
+            serving: &mut self.serving,
+            cx: Cx {
+                session: self.session.as_mut(),
+                ready,
+                crypto: &mut self.crypto,
+                out: &mut self.out,
+                ids: &self.ids,
+                now: self.clock.last,
+                unix,
+            },
+        }
+    }
+
+    fn refuses_commands(&self) -> bool {
+        matches!(self.phase, Phase::Stopped | Phase::Closing) || self.shutdown.is_some()
+    }
+
+    // ----- polls -----
+
+    /// The next output, if any; drain them all after every handler and command.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop()
+    }
+
+    /// Appends the bytes to write to the socket to `buf`; returns how many. Acks of deliveries
+    /// handled since the last call go out here, contiguous ones as one.
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
+        if let Some(mut leaving) = self.leaving.take() {
+            // The last bytes for the socket being dropped, alone.
+            return leaving.conn.poll_transmit(buf);
+        }
+        let mut p = self.parts();
+        p.serving.flush(&mut p.cx);
+        match &mut self.session {
+            Some(session) => session.conn.poll_transmit(buf),
+            None => 0,
+        }
+    }
+
+    /// When [`Endpoint::handle_timeout`] is due: heartbeats, request deadlines, outbox expiry,
+    /// the reconnect, the end of a shutdown's grace.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.session.as_ref().and_then(|s| s.conn.poll_timeout()),
+            self.calls.poll_timeout(),
+            self.life.poll_timeout(),
+            self.shutdown.filter(|_| self.phase != Phase::Closing),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ----- handlers -----
+
+    /// The socket asked for by the last [`Output::Connect`] is open: the AMQP handshake begins
+    /// (its bytes are ready in [`Endpoint::poll_transmit`]).
+    pub fn connected(&mut self, now: Instant) {
+        let now = self.clock.tick(now);
+        if !std::mem::take(&mut self.awaiting_socket) {
+            return;
+        }
+        // Whatever the old socket did not take is lost with it.
+        self.leaving = None;
+        match Connection::new(self.amqp.clone(), now) {
+            Ok(conn) => self.session = Some(Session::new(conn)),
+            Err(e) => self.finish_stop(Some(transport(e))),
+        }
+    }
+
+    /// The socket asked for by the last [`Output::Connect`] could not be opened, for `reason`.
+    pub fn connect_failed(&mut self, reason: impl std::fmt::Display, now: Instant) {
+        self.clock.tick(now);
+        if !std::mem::take(&mut self.awaiting_socket) {
+            return;
+        }
+        if self.shutdown.is_some() {
+            return self.finish_stop(None);
+        }
+        self.lost(
+            NuropbError::new(ErrorKind::Transport, reason.to_string()),
+            false,
+        );
+    }
+
+    /// Feeds bytes from the socket.
+    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        let now = self.clock.tick(now);
+        if let Some(session) = &mut self.session {
+            session.conn.handle_input(bytes, now);
+            self.pump();
+        }
+    }
+
+    /// The socket reached end of file, or failed.
+    pub fn handle_eof(&mut self, now: Instant) {
+        let now = self.clock.tick(now);
+        if let Some(session) = &mut self.session {
+            session.conn.handle_eof(now);
+            self.pump();
+        }
+    }
+
+    /// Time has passed: heartbeats, a dead broker found out, deadlines, the reconnect, the end of
+    /// a shutdown's grace.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock.tick(now);
+        if let Some(session) = &mut self.session {
+            session.conn.handle_timeout(now);
+            self.pump();
+        }
+        let mut p = self.parts();
+        p.calls.expire(&mut p.cx);
+        if let Some(node) = self.life.due(now) {
+            self.connect_to(node);
+        }
+        self.close_when_done();
+    }
+
+    // ----- commands -----
+
+    /// Sends a request; its [`Output::Response`] comes with the returned id, by its deadline.
+    ///
+    /// An encrypted request to a service whose public key is not known yet describes the service
+    /// first. Refused at once when the endpoint is shutting down or stopped, when too many
+    /// requests are pending, or when a name is too long.
+    pub fn request(&mut self, request: Request, now: Instant) -> Result<RequestId, NuropbError> {
+        self.clock.tick(now);
+        if self.refuses_commands() {
+            return Err(stopped());
+        }
+        let mut p = self.parts();
+        p.calls.request(request, &mut p.cx)
+    }
+
+    /// Sends a command (no response); returns its correlation id. An unroutable command comes
+    /// back as [`Output::NotDelivered`].
+    pub fn command(&mut self, request: Request, now: Instant) -> Result<String, NuropbError> {
+        self.clock.tick(now);
+        if self.refuses_commands() {
+            return Err(stopped());
+        }
+        let mut p = self.parts();
+        p.calls.command(request, &mut p.cx)
+    }
+
+    /// Publishes an event; returns its correlation id.
+    pub fn publish_event(
+        &mut self,
+        event: OutgoingEvent,
+        now: Instant,
+    ) -> Result<String, NuropbError> {
+        self.clock.tick(now);
+        if self.refuses_commands() {
+            return Err(stopped());
+        }
+        let mut p = self.parts();
+        p.calls.publish_event(event, &mut p.cx)
+    }
+
+    /// Asks `service` to describe itself; the [`Output::Response`] carries the description, which
+    /// is also kept (see [`Endpoint::description`]) with its public key.
+    pub fn describe(&mut self, service: &str, now: Instant) -> Result<RequestId, NuropbError> {
+        self.clock.tick(now);
+        if self.refuses_commands() {
+            return Err(stopped());
+        }
+        let mut p = self.parts();
+        p.calls.describe(service, &mut p.cx)
+    }
+
+    /// Finishes a delivery handed out as [`Output::Call`] or [`Output::Incoming`]: settles it and
+    /// sends the response and events `outcome` calls for (see [`Outcome`]). `events` are those the
+    /// handler added through its call context: published after success, dropped otherwise.
+    pub fn complete(
+        &mut self,
+        delivery: DeliveryId,
+        outcome: Outcome,
+        events: Vec<EventSpec>,
+        now: Instant,
+    ) -> Result<(), CompleteError> {
+        self.clock.tick(now);
+        let mut p = self.parts();
+        let done = p.serving.complete(delivery, outcome, events, &mut p.cx);
+        self.close_when_done();
+        done
+    }
+
+    /// Declares the mesh's exchanges and dead-letter queue (idempotent); [`Output::MeshConfigured`]
+    /// follows. Before the endpoint is connected, it happens as soon as it is.
+    pub fn configure_mesh(&mut self, now: Instant) {
+        self.clock.tick(now);
+        self.mesh_wanted = true;
+        if matches!(self.phase, Phase::Starting | Phase::Ready)
+            && let Some(session) = &mut self.session
+        {
+            match session.configure_mesh(&self.config.names) {
+                Ok(true) => self.mesh_wanted = false,
+                Ok(false) => {}
+                Err(e) => self.stop(transport(e)),
+            }
+        }
+    }
+
+    /// Shuts the endpoint down: it stops taking new deliveries at once, lets the handlers of
+    /// deliveries in flight finish within `grace`, then sends what did not finish back to the
+    /// queue (requeued, for another instance), closes the connection and stops
+    /// ([`Output::Stopped`]). Requests still pending fail. Offline, it stops at once. New
+    /// requests, commands and events are refused from now on.
+    pub fn shutdown(&mut self, grace: Duration, now: Instant) {
+        let now = self.clock.tick(now);
         if matches!(self.phase, Phase::Stopped | Phase::Closing) {
             return;
         }
-        if let Some(ch) = self.channel {
-            self.settlements.flush(&mut self.conn, ch);
+        let deadline = now + grace;
+        self.shutdown = Some(self.shutdown.map_or(deadline, |d| d.min(deadline)));
+        match (self.phase, &mut self.session) {
+            (Phase::Starting | Phase::Ready, Some(session)) => session.stop_consuming(),
+            (Phase::Connecting, Some(_)) => {}
+            _ => return self.finish_stop(None),
         }
-        if self.conn.close(200, "Normal shutdown").is_ok() {
+        self.close_when_done();
+    }
+
+    /// Closes a shutting-down endpoint once its handlers are done or their grace is over.
+    fn close_when_done(&mut self) {
+        let Some(deadline) = self.shutdown else {
+            return;
+        };
+        if matches!(self.phase, Phase::Closing | Phase::Stopped) {
+            return;
+        }
+        if self.serving.in_flight() > 0 && deadline > self.clock.last {
+            return;
+        }
+        let mut p = self.parts();
+        p.serving.requeue_all(&mut p.cx);
+        self.close_connection(None);
+    }
+
+    /// Closes the connection politely; the endpoint stops with `error` once it is closed.
+    fn close_connection(&mut self, error: Option<NuropbError>) {
+        self.stop_error = error;
+        let closing = self
+            .session
+            .as_mut()
+            .is_some_and(|s| s.conn.close(200, "Normal shutdown").is_ok());
+        if closing {
             self.phase = Phase::Closing;
         } else {
-            self.lose_connection(None);
-            self.finish_stop(None);
+            let error = self.stop_error.take();
+            let reason = error
+                .as_ref()
+                .map_or("the endpoint was closed".to_owned(), |e| {
+                    e.description.clone()
+                });
+            self.lose_channel(&reason);
+            self.finish_stop(error);
         }
     }
 
-    /// Seconds since 1970 at `now`, from the wall clock given at creation.
-    pub(crate) fn unix_time(&self, now: Instant) -> u64 {
-        self.clock_base.1 + now.saturating_duration_since(self.clock_base.0).as_secs()
-    }
-
-    pub(crate) fn next_request_id(&mut self) -> RequestId {
-        self.next_request += 1;
-        RequestId(self.next_request)
-    }
+    // ----- what the connection says -----
 
     /// Handles every event the connection has.
-    fn pump(&mut self, now: Instant) {
-        while let Some(event) = self.conn.poll_event() {
-            self.on_amqp_event(event, now);
+    fn pump(&mut self) {
+        while let Some(event) = self.session.as_mut().and_then(|s| s.conn.poll_event()) {
+            self.on_amqp_event(event);
         }
     }
 
-    fn on_amqp_event(&mut self, event: amqp::Event, now: Instant) {
+    fn our_channel(&self, channel: ChannelId) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| s.channel == Some(channel))
+    }
+
+    fn on_amqp_event(&mut self, event: amqp::Event) {
+        if self.phase == Phase::Stopped {
+            return;
+        }
         match event {
-            amqp::Event::Connected { .. } => self.open_channel(),
+            amqp::Event::Connected { .. } => self.start_channel(),
             amqp::Event::ChannelOpened { .. } => {}
             amqp::Event::ChannelClosed {
                 channel,
@@ -366,34 +679,39 @@ impl Endpoint {
                 reply_text,
                 by_peer,
                 ..
-            } if Some(channel) == self.channel => {
+            } if self.our_channel(channel) => {
                 self.on_channel_closed(reply_code, reply_text, by_peer)
             }
             amqp::Event::ChannelClosed { .. } => {}
-            amqp::Event::Completed {
-                request, result, ..
-            } => self.on_completed(request, result, now),
-            amqp::Event::Delivery(delivery) => match delivery.consumer_tag.as_str() {
-                names::RESPONSE_CONSUMER => self.on_response(delivery, now),
-                names::SERVICE_CONSUMER => self.on_service_delivery(delivery, now),
-                names::LISTEN_CONSUMER => self.on_listened(delivery),
-                _ => {}
-            },
-            amqp::Event::Returned(returned) => self.on_returned(returned),
+            amqp::Event::Completed { id, result, .. } => self.on_completed(id, result),
+            amqp::Event::Delivery(delivery) => {
+                let mut p = self.parts();
+                match delivery.consumer_tag.as_str() {
+                    names::RESPONSE_CONSUMER => p.calls.on_response(delivery, &mut p.cx),
+                    names::SERVICE_CONSUMER => p.serving.on_delivery(delivery, &mut p.cx),
+                    names::LISTEN_CONSUMER => p.serving.on_listened(delivery, &mut p.cx),
+                    _ => {}
+                }
+            }
+            amqp::Event::Returned(returned) => {
+                let mut p = self.parts();
+                p.calls.on_returned(&returned, &mut p.cx);
+            }
             amqp::Event::Unreadable(unreadable) => self.on_unreadable(*unreadable),
             amqp::Event::Confirmed { .. } | amqp::Event::Flow { .. } => {}
-            amqp::Event::ConsumerCancelled { channel, .. } if Some(channel) == self.channel => {
+            amqp::Event::ConsumerCancelled { channel, .. } if self.our_channel(channel) => {
                 // A queue of ours went away (deleted by an operator): start the channel over,
                 // which declares it again.
-                if let Some(ch) = self.channel {
-                    let _ = self
-                        .conn
-                        .close_channel(ch, 200, "consumer cancelled by broker");
+                if let Some(session) = &mut self.session {
+                    let _ =
+                        session
+                            .conn
+                            .close_channel(channel, 200, "consumer cancelled by broker");
                 }
             }
             amqp::Event::ConsumerCancelled { .. } => {}
-            amqp::Event::Blocked { .. } => self.events.push_back(Event::Blocked(true)),
-            amqp::Event::Unblocked => self.events.push_back(Event::Blocked(false)),
+            amqp::Event::Blocked { .. } => self.out.push(Output::Blocked(true)),
+            amqp::Event::Unblocked => self.out.push(Output::Blocked(false)),
             amqp::Event::Closed {
                 reply_code,
                 reply_text,
@@ -415,33 +733,34 @@ impl Endpoint {
             error,
             ..
         } = unreadable;
+        let mut p = self.parts();
         match origin {
             amqp::Origin::Delivery {
                 consumer_tag,
                 delivery_tag,
                 ..
             } => {
-                let arrival = match consumer_tag.as_str() {
+                let correlation_id = properties
+                    .correlation_id
+                    .as_ref()
+                    .map(|c| c.as_str().to_owned());
+                match consumer_tag.as_str() {
                     names::SERVICE_CONSUMER => {
-                        self.settlements.track(delivery_tag);
-                        let kind = crate::mesh::client::nuropb_type(&properties);
-                        return self.refuse_unreadable(
-                            delivery_tag,
-                            &properties,
-                            kind,
-                            error.into(),
-                        );
+                        p.serving
+                            .on_unreadable(delivery_tag, &properties, error, &mut p.cx)
                     }
                     names::RESPONSE_CONSUMER => {
-                        let correlation_id =
-                            properties.correlation_id.map(|c| c.as_str().to_owned());
-                        return self.drop_response(correlation_id, error.to_string());
+                        p.calls
+                            .drop_response(correlation_id, error.to_string(), &mut p.cx)
                     }
-                    names::LISTEN_CONSUMER => Arrival::ListenQueue,
-                    _ => return,
-                };
-                let correlation_id = properties.correlation_id.map(|c| c.as_str().to_owned());
-                self.note_unreadable(arrival, correlation_id, error.to_string(), false);
+                    names::LISTEN_CONSUMER => p.cx.out.unreadable(
+                        Arrival::ListenQueue,
+                        correlation_id,
+                        error.to_string(),
+                        false,
+                    ),
+                    _ => {}
+                }
             }
             amqp::Origin::Returned {
                 reply_code,
@@ -451,9 +770,10 @@ impl Endpoint {
                     .correlation_id
                     .as_ref()
                     .map(|c| c.as_str().to_owned());
-                self.note_unreadable(Arrival::Returned, correlation_id, error.to_string(), false);
+                p.cx.out
+                    .unreadable(Arrival::Returned, correlation_id, error.to_string(), false);
                 // Ours, returned: what could be read of it still says which request failed.
-                self.on_returned(amqp::Returned {
+                let returned = amqp::Returned {
                     channel,
                     reply_code,
                     reply_text,
@@ -461,122 +781,72 @@ impl Endpoint {
                     routing_key,
                     properties,
                     body: Vec::new(),
-                });
+                };
+                p.calls.on_returned(&returned, &mut p.cx);
             }
             // The endpoint fetches nothing with basic.get.
             _ => {}
         }
     }
 
-    /// Counts an unreadable message and tells the adapter: [`Event::Unreadable`].
-    pub(crate) fn note_unreadable(
-        &mut self,
-        arrival: Arrival,
-        correlation_id: Option<String>,
-        reason: String,
-        answered: bool,
-    ) {
-        self.unreadable += 1;
-        self.events.push_back(Event::Unreadable(UnreadableMessage {
-            arrival,
-            correlation_id,
-            reason,
-            answered,
-        }));
-    }
-
-    fn open_channel(&mut self) {
-        match self.conn.open_channel() {
-            Ok(ch) => {
-                self.epoch += 1;
-                self.channel = Some(ch);
-                self.phase = Phase::Starting;
-                if self.mesh_setup_wanted {
-                    self.start_mesh_setup();
+    /// Opens the endpoint's channel on a new connection (or again on the same one) and starts
+    /// its startup sequence.
+    fn start_channel(&mut self) {
+        let Some(session) = &mut self.session else {
+            return;
+        };
+        match session.start(&self.config, self.mesh_wanted) {
+            Ok(_) => {
+                if self.mesh_wanted {
+                    self.mesh_wanted = false;
                 }
-                self.start_startup(ch);
+                self.serving.new_channel();
+                self.phase = Phase::Starting;
             }
             Err(e) => self.stop(transport(e)),
         }
     }
 
-    /// Declares the response queue, the service queue and its bindings, sets the prefetch and
-    /// starts the consumers, as Python NuroPb does (NUROPB-WIRE.md §2.2).
-    fn start_startup(&mut self, ch: ChannelId) {
-        let plan = topology::startup(&self.config);
-        let mut requests = HashSet::new();
-        let mut failed = None;
-        for step in plan.steps {
-            match step.issue(&mut self.conn, ch) {
-                Ok(id) => {
-                    requests.insert(id);
-                    if matches!(step, topology::Step::ConsumeService(_)) {
-                        self.serving = true;
-                    }
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        self.startup = requests;
-        if let Some(e) = failed {
-            self.stop(transport(e));
-        }
-    }
-
-    fn start_mesh_setup(&mut self) {
-        let Some(ch) = self.channel else { return };
-        let mut requests = HashSet::new();
-        for step in topology::mesh(&self.config.names) {
-            match step.issue(&mut self.conn, ch) {
-                Ok(id) => {
-                    requests.insert(id);
-                }
-                Err(e) => return self.stop(transport(e)),
-            }
-        }
-        self.mesh_setup_wanted = false;
-        self.mesh_setup = Some(requests);
-    }
-
     fn on_completed(
         &mut self,
-        request: amqp::RequestId,
-        result: Result<amqp::Completion, amqp::RequestFailed>,
-        now: Instant,
+        id: amqp::SyncId,
+        result: Result<amqp::Completion, amqp::SyncFailed>,
     ) {
         if result.is_err() {
             return; // the channel closed: handled with its ChannelClosed
         }
-        if let Some(setup) = &mut self.mesh_setup
-            && setup.remove(&request)
-            && setup.is_empty()
-        {
-            self.mesh_setup = None;
-            self.events.push_back(Event::MeshConfigured);
+        let Some(session) = &mut self.session else {
+            return;
+        };
+        let finished = session.answered(id);
+        if finished.mesh {
+            self.out.push(Output::MeshConfigured);
         }
-        if self.startup.remove(&request) && self.startup.is_empty() && self.phase == Phase::Starting
-        {
+        if finished.startup && self.phase == Phase::Starting {
             self.phase = Phase::Ready;
-            self.ready_since = Some(now);
-            self.events.push_back(Event::Ready);
-            self.flush_outbox(now);
+            self.life.ready(self.clock.last);
+            self.out.push(Output::Ready);
+            let mut p = self.parts();
+            p.calls.flush(&mut p.cx);
+            // A shutdown that began while starting: nothing is in flight yet.
+            self.close_when_done();
         }
     }
 
     fn on_channel_closed(&mut self, reply_code: u16, reply_text: String, by_peer: bool) {
         use amqp::reply_code::{ACCESS_REFUSED, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED};
-        self.channel = None;
-        self.lose_channel(&format!("channel closed: {reply_code} {reply_text}"));
         let refused_while_starting = by_peer && self.phase == Phase::Starting;
+        self.lose_channel(&format!("channel closed: {reply_code} {reply_text}"));
         if !refused_while_starting {
             // Closed later (a publish to a missing exchange): start the channel over; the
             // request that caused it has failed. When the whole connection is going, its
             // Closed event follows instead.
-            if matches!(self.phase, Phase::Starting | Phase::Ready) && self.conn.is_open() {
-                self.open_channel();
+            let open = self.session.as_ref().is_some_and(|s| s.conn.is_open());
+            if matches!(self.phase, Phase::Starting | Phase::Ready) && open {
+                if self.shutdown.is_some() {
+                    return self.close_connection(None);
+                }
+                self.start_channel();
             }
             return;
         }
@@ -587,11 +857,14 @@ impl Endpoint {
                 format!("the broker refused the endpoint: {why}{hint}"),
             )
         };
+        let heartbeat = self.amqp.heartbeat;
         match reply_code {
             // An exclusive queue or consumer, soon after a lost connection: most likely that
             // connection still holds it — a socket that went silent (a partition, a NAT that
             // forgot it) is only let go when the broker's heartbeat timer gives up on it.
-            ACCESS_REFUSED | RESOURCE_LOCKED if self.within_ghost_grace() => {
+            ACCESS_REFUSED | RESOURCE_LOCKED
+                if self.life.within_ghost_grace(heartbeat, self.clock.last) =>
+            {
                 self.retry_later(NuropbError::new(
                     ErrorKind::Transport,
                     format!("the broker still holds this endpoint's previous connection: {why}"),
@@ -612,50 +885,31 @@ impl Endpoint {
         }
     }
 
-    /// Gives up on this connection and reconnects after the backoff: [`Event::Disconnected`].
+    /// Gives up on this connection (closing it politely: the broker may free it before the
+    /// socket goes) and goes on as the lifecycle says.
     fn retry_later(&mut self, error: NuropbError) {
-        // Politely: the broker may free this connection before the socket goes.
-        let _ = self.conn.close(200, "Normal shutdown");
-        self.phase = Phase::Disconnected;
-        self.events.push_back(Event::Disconnected { error });
-    }
-
-    /// Whether a connection on which the endpoint was ready went so recently that the broker may
-    /// not have let it go yet: within two of its heartbeat intervals (60 s when this endpoint
-    /// asks for none — RabbitMQ's default) and half a minute.
-    fn within_ghost_grace(&self) -> bool {
-        let heartbeat = match self.amqp_config.heartbeat {
-            0 => 60,
-            h => u64::from(h),
-        };
-        let grace = Duration::from_secs(2 * heartbeat + 30);
-        self.ready_lost_at
-            .is_some_and(|lost| self.last_now.saturating_duration_since(lost) < grace)
+        if let Some(session) = &mut self.session {
+            let _ = session.conn.close(200, "Normal shutdown");
+        }
+        if self.shutdown.is_some() {
+            return self.finish_stop(None);
+        }
+        self.lost(error, true);
     }
 
     fn on_closed(&mut self, reply_code: u16, reply_text: String, error: Option<ConnectionError>) {
-        if self.phase == Phase::Disconnected {
-            return; // given up on already, and said so
-        }
-        if self.phase == Phase::Ready {
-            self.ready_lost_at = Some(self.last_now);
-            // Ready long enough: this is a new outage, and its backoff starts over.
-            if self.ready_since.is_some_and(|since| {
-                self.last_now.saturating_duration_since(since) >= self.backoff.healthy
-            }) {
-                self.reconnects = 0;
-            }
-        }
         let was_closing = self.phase == Phase::Closing;
-        self.channel = None;
         let reason = match &error {
             Some(e) => e.to_string(),
             None => format!("{reply_code} {reply_text}"),
         };
-        self.lose_connection(Some(&reason));
+        self.lose_channel(&reason);
         if was_closing {
             let error = self.stop_error.take();
             return self.finish_stop(error);
+        }
+        if self.shutdown.is_some() {
+            return self.finish_stop(None);
         }
         let permanent = matches!(
             error,
@@ -670,58 +924,75 @@ impl Endpoint {
         if permanent {
             self.finish_stop(Some(error));
         } else {
-            self.phase = Phase::Disconnected;
-            self.events.push_back(Event::Disconnected { error });
+            self.lost(error, true);
         }
+    }
+
+    /// The connection to the current node is over (or never was): disconnected, and connecting
+    /// again when the lifecycle says, or stopped.
+    fn lost(&mut self, error: NuropbError, opened: bool) {
+        let next = self.life.lost(&error.description, opened, self.clock.last);
+        if let Some(session) = self.session.take() {
+            self.leaving = Some(session);
+        }
+        match next {
+            Next::Connect(node) => {
+                self.phase = Phase::Disconnected;
+                self.out.push(Output::Disconnected {
+                    error,
+                    reconnect_in: Duration::ZERO,
+                });
+                self.connect_to(node);
+            }
+            Next::After(reconnect_in) => {
+                self.phase = Phase::Disconnected;
+                self.out.push(Output::Disconnected {
+                    error,
+                    reconnect_in,
+                });
+            }
+            Next::Stop(error) => self.finish_stop(Some(error)),
+        }
+    }
+
+    /// Asks for a socket to `node`.
+    fn connect_to(&mut self, node: usize) {
+        self.phase = Phase::Connecting;
+        self.awaiting_socket = true;
+        self.out.push(Output::Connect { node });
     }
 
     /// The channel is gone: requests sent on it will get no response (the response queue is
     /// auto-delete), deliveries on it are requeued by the broker.
     fn lose_channel(&mut self, reason: &str) {
-        self.epoch += 1;
-        // The broker requeues these deliveries; whoever handles them again decrypts them again.
-        for in_flight in std::mem::take(&mut self.in_flight).into_values() {
-            in_flight.forget_key(&mut self.encryptor);
+        let mesh_was_running = self.session.as_mut().is_some_and(|s| s.lose_channel());
+        if mesh_was_running {
+            self.mesh_wanted = true;
         }
-        self.settlements.clear();
-        self.startup.clear();
-        self.serving = false;
-        if self.mesh_setup.take().is_some() {
-            self.mesh_setup_wanted = true;
-        }
-        self.fail_sent(reason);
+        let mut p = self.parts();
+        p.serving.lose_channel(&mut p.cx);
+        p.calls.fail_sent(reason, &mut p.cx);
     }
 
-    fn lose_connection(&mut self, reason: Option<&str>) {
-        self.lose_channel(reason.unwrap_or("connection closed"));
-    }
-
-    /// Closes the connection because of a permanent refusal; [`Event::Stopped`] follows.
+    /// Closes the connection because of a permanent refusal; [`Output::Stopped`] follows.
     fn stop(&mut self, error: NuropbError) {
         if matches!(self.phase, Phase::Closing | Phase::Stopped) {
             return;
         }
-        self.stop_error = Some(error.clone());
-        if self.conn.close(200, "Normal shutdown").is_ok() {
-            self.phase = Phase::Closing;
-        } else {
-            self.lose_connection(Some(&error.description));
-            self.finish_stop(Some(error));
-        }
+        self.close_connection(Some(error));
     }
 
     fn finish_stop(&mut self, error: Option<NuropbError>) {
         self.phase = Phase::Stopped;
+        self.awaiting_socket = false;
+        self.life.cancel();
+        self.shutdown = None;
         let reason = error
             .as_ref()
             .map(|e| e.description.clone())
             .unwrap_or_else(|| "the endpoint was closed".to_owned());
-        self.fail_all(&reason);
-        self.events.push_back(Event::Stopped { error });
+        let mut p = self.parts();
+        p.calls.fail_all(&reason, &mut p.cx);
+        self.out.push(Output::Stopped { error });
     }
-}
-
-/// A connection-level failure as a NuroPb error.
-pub(crate) fn transport(e: impl std::fmt::Display) -> NuropbError {
-    NuropbError::new(ErrorKind::Transport, e.to_string())
 }

@@ -1,9 +1,8 @@
 //! The sizes of an endpoint's internal tables, so that tests and operators can check that none
 //! of them grows without bound.
 
-use crate::mesh::endpoint::Endpoint;
-
-/// How many entries each of an endpoint's tables holds; see [`Endpoint::footprint`].
+/// How many entries each of an endpoint's tables holds; see
+/// [`Endpoint::footprint`](crate::mesh::Endpoint::footprint).
 ///
 /// When the endpoint is idle — no request waiting, no handler running, nothing queued — every
 /// field but `descriptions` and `service_keys` (one per service described) is zero.
@@ -29,7 +28,7 @@ pub struct Footprint {
     pub received_keys: usize,
     /// Service descriptions kept.
     pub descriptions: usize,
-    /// Events waiting for [`Endpoint::poll_event`].
+    /// Outputs waiting for [`Endpoint::poll_output`](crate::mesh::Endpoint::poll_output).
     pub events: usize,
 }
 
@@ -41,25 +40,5 @@ impl Footprint {
                 descriptions: self.descriptions,
                 ..Footprint::default()
             }
-    }
-}
-
-impl Endpoint {
-    /// The sizes of the endpoint's internal tables.
-    pub fn footprint(&self) -> Footprint {
-        let (sent_keys, received_keys) = self.encryptor.kept_keys();
-        Footprint {
-            pending: self.pending.len(),
-            deadlines: self.deadlines.len(),
-            outbox: self.outbox.len(),
-            awaiting_key: self.awaiting_key.values().map(Vec::len).sum(),
-            internal: self.internal.len(),
-            in_flight: self.in_flight.len(),
-            unsettled: self.settlements.len(),
-            sent_keys,
-            received_keys,
-            descriptions: self.descriptions.len(),
-            events: self.events.len(),
-        }
     }
 }

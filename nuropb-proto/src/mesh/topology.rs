@@ -29,11 +29,7 @@ pub enum Step {
 
 impl Step {
     /// Sends the step on `ch`.
-    pub fn issue(
-        &self,
-        conn: &mut Connection,
-        ch: ChannelId,
-    ) -> Result<amqp::RequestId, amqp::Error> {
+    pub fn issue(&self, conn: &mut Connection, ch: ChannelId) -> Result<amqp::SyncId, amqp::Error> {
         match self {
             Step::DeclareExchange(args) => conn.exchange_declare(ch, args),
             Step::DeclareQueue(args) => conn.queue_declare(ch, args),

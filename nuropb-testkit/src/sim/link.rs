@@ -44,6 +44,8 @@ impl Pipe {
 pub(crate) struct Link {
     /// The broker's id for the connection.
     pub(crate) conn: ConnectionId,
+    /// The broker node it goes through.
+    pub(crate) via: usize,
     /// Client to broker.
     pub(crate) up: Pipe,
     /// Broker to client.
@@ -56,9 +58,10 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    pub(crate) fn new(conn: ConnectionId) -> Self {
+    pub(crate) fn new(conn: ConnectionId, via: usize) -> Self {
         Link {
             conn,
+            via,
             up: Pipe::default(),
             down: Pipe::default(),
             broker_done: false,

@@ -2,11 +2,17 @@
 //! endpoints, one [`Broker`], in-memory links, a virtual clock and a seeded random generator.
 //!
 //! Modelled on quinn-proto's test pair: nothing here sleeps or reads a clock. [`Sim`] moves bytes
-//! along its links, runs the endpoints' handlers, wakes every state machine when its timer is
-//! due, and jumps the clock to the next thing that can happen when nothing can happen now. The
-//! same seed gives the same run, byte for byte: link latencies, chunk splits, the order in which
-//! links deliver at one instant, reconnect jitter, the endpoints' correlation ids and the
-//! broker's generated names all come from it.
+//! along its links, opens the sockets endpoints ask for, runs the endpoints' handlers, wakes every
+//! state machine when its timer is due, and jumps the clock to the next thing that can happen when
+//! nothing can happen now. The same seed gives the same run: link latencies, chunk splits, the
+//! order in which links deliver at one instant, reconnect jitter, the endpoints' correlation ids
+//! and the broker's generated names all come from it (the bytes of encrypted messages do not:
+//! their keys and IVs come from the OS).
+//!
+//! The broker may be reached through several **broker nodes**, as a RabbitMQ cluster is: one
+//! broker state, several doors, each of which can be up, down (refusing sockets) or broken
+//! (taking a socket and closing it before the handshake). An endpoint configured with several
+//! [`EndpointConfig::nodes`] asks for them by index.
 //!
 //! - [`config`]: latency, chunk splitting, the step bound, the wire tap.
 //! - [`handler`]: a service's behaviour as a closure — a [`Reply`] now, later, or never.
@@ -71,6 +77,18 @@ use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+/// How a broker node takes a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrokerNode {
+    /// It accepts, and the broker answers.
+    Up,
+    /// It refuses (connection refused).
+    Down,
+    /// It accepts the socket and closes it at once, before any handshake (a node that is
+    /// starting, a proxy in front of a dead node).
+    Broken,
+}
+
 /// A simulated mesh; see the [module documentation](self).
 ///
 /// A test adds participants ([`add_endpoint`](Sim::add_endpoint), [`add_client`](Sim::add_client)),
@@ -90,6 +108,8 @@ pub struct Sim {
     pub(crate) tap: Option<Tap>,
     /// While the broker restarts, connections are refused.
     pub(crate) down_until: Option<Instant>,
+    /// The broker nodes, by index: how each takes a socket.
+    pub(crate) broker_nodes: Vec<BrokerNode>,
     /// Connections the broker still holds whose client it can no longer reach (see
     /// [`partition`](Sim::partition)).
     pub(crate) unreachable: Vec<ConnectionId>,
@@ -153,6 +173,7 @@ impl Sim {
             rng: SmallRng::seed_from_u64(seed),
             nodes: Vec::new(),
             down_until: None,
+            broker_nodes: vec![BrokerNode::Up],
             unreachable: Vec::new(),
             buf: Vec::with_capacity(64 * 1024),
             seq: 0,
@@ -253,9 +274,10 @@ impl Sim {
             endpoint,
             handler,
             scheduled: Default::default(),
-            reconnect_at: None,
+            connect_to: None,
             record: Record::default(),
         }));
+        // It asks for its socket itself (its first output).
         self.add_node(name, peer)
     }
 
@@ -272,26 +294,80 @@ impl Sim {
 
     fn add_node(&mut self, name: &str, peer: Peer) -> NodeId {
         let index = self.nodes.len();
+        let client = matches!(peer, Peer::Client(_));
         self.nodes.push(Node {
             name: name.to_owned(),
             peer,
             link: None,
         });
-        self.connect(index);
+        if client {
+            // A plain client connects at once, through the first broker node.
+            if self.open_link(index, 0).is_err() {
+                self.nodes[index].handle_eof(self.now);
+            }
+        }
         NodeId(index)
     }
 
-    /// Opens a socket for node `index`: accepted by the broker, or refused while it restarts.
-    pub(crate) fn connect(&mut self, index: usize) {
-        if self.down_until.is_some_and(|t| t > self.now) {
-            self.nodes[index].handle_eof(self.now);
-            return;
+    /// Opens a socket for participant `index` through broker node `via`: `Err` when the node
+    /// refuses it (down, or the whole broker restarting).
+    pub(crate) fn open_link(&mut self, index: usize, via: usize) -> Result<(), &'static str> {
+        let node = self
+            .broker_nodes
+            .get(via)
+            .copied()
+            .unwrap_or(BrokerNode::Down);
+        if self.down_until.is_some_and(|t| t > self.now) || node == BrokerNode::Down {
+            return Err("connection refused");
         }
         let c = self.broker.accept(self.now);
         if let Some(tap) = &mut self.tap {
             tap.open(c);
         }
-        self.nodes[index].link = Some(Link::new(c));
+        let mut link = Link::new(c, via);
+        // A broken node: the socket closes before anything arrives.
+        link.broker_done = node == BrokerNode::Broken;
+        self.nodes[index].link = Some(link);
+        Ok(())
+    }
+
+    // ----- broker nodes -----
+
+    /// Makes the broker reachable through `count` nodes (at least one), all up; endpoints name
+    /// them by index in [`EndpointConfig::nodes`].
+    pub fn set_broker_nodes(&mut self, count: usize) {
+        self.broker_nodes = vec![BrokerNode::Up; count.max(1)];
+    }
+
+    /// How broker node `node` takes sockets from now on. A node that goes [`BrokerNode::Down`]
+    /// drops the sockets it holds (their participants read end of file; the broker forgets their
+    /// connections, requeueing what they had not acknowledged), as a node that dies does.
+    pub fn set_broker_node(&mut self, node: usize, how: BrokerNode) {
+        if node >= self.broker_nodes.len() {
+            self.broker_nodes.resize(node + 1, BrokerNode::Up);
+        }
+        self.broker_nodes[node] = how;
+        if how == BrokerNode::Down {
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].link.as_ref().is_some_and(|l| l.via == node) {
+                    self.drop_link(i);
+                    self.nodes[i].handle_eof(self.now);
+                }
+            }
+        }
+    }
+
+    /// Broker node `node`'s state.
+    pub fn broker_node(&self, node: usize) -> BrokerNode {
+        self.broker_nodes
+            .get(node)
+            .copied()
+            .unwrap_or(BrokerNode::Down)
+    }
+
+    /// The broker node participant `node`'s socket goes through, if it has one.
+    pub fn via(&self, node: NodeId) -> Option<usize> {
+        self.nodes[node.0].link.as_ref().map(|l| l.via)
     }
 
     /// The name a node was given.

@@ -41,6 +41,8 @@ pub struct Record {
     pub readies: u32,
     /// The errors of its disconnections.
     pub disconnects: Vec<NuropbError>,
+    /// The broker nodes it asked to connect to, in order.
+    pub connects: Vec<usize>,
     /// `Some` once it stopped, with the error it stopped for.
     pub stopped: Option<Option<NuropbError>>,
     /// How many times `configure_mesh` finished.
@@ -64,7 +66,8 @@ pub(crate) struct EndpointPeer {
     pub(crate) endpoint: Endpoint,
     pub(crate) handler: Option<Handler>,
     pub(crate) scheduled: BTreeMap<(Instant, u64), Pending>,
-    pub(crate) reconnect_at: Option<Instant>,
+    /// A socket the endpoint asked for, to open on the next step: the broker node.
+    pub(crate) connect_to: Option<usize>,
     pub(crate) record: Record,
 }
 
@@ -111,7 +114,6 @@ impl Node {
             Peer::Endpoint(e) => [
                 e.endpoint.poll_timeout(),
                 e.scheduled.keys().next().map(|(at, _)| *at),
-                e.reconnect_at,
             ]
             .into_iter()
             .flatten()
@@ -120,11 +122,11 @@ impl Node {
     }
 
     /// Whether the driver has work that is not a timer of the peer: a handler running, a
-    /// reconnect due.
+    /// socket to open.
     pub(crate) fn busy(&self) -> bool {
         match &self.peer {
             Peer::Client(_) => false,
-            Peer::Endpoint(e) => !e.scheduled.is_empty() || e.reconnect_at.is_some(),
+            Peer::Endpoint(e) => !e.scheduled.is_empty() || e.connect_to.is_some(),
         }
     }
 }

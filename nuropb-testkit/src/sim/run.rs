@@ -1,16 +1,16 @@
 //! Stepping a simulation: bytes along links, handlers, timers, and the clock; the run loops.
 //!
-//! One step does everything that can happen at the current instant, once: each node's due
-//! reconnect, completions and timers, its events (handlers run here) and its output; the
-//! broker's output and its closed connections; one arrived chunk per link, links taken in a
-//! random order; the broker's timers. The run loops step until nothing more happens now, then
+//! One step does everything that can happen at the current instant, once: each node's socket to
+//! open, completions and timers, its outputs (handlers run here) and its bytes; the broker's
+//! output and its closed connections; one arrived chunk per link, links taken in a random order;
+//! the broker's timers. The run loops step until nothing more happens now, then
 //! move the clock to the next instant at which something will.
 
 use crate::broker::ConnectionId;
 use crate::sim::handler::{Reply, Work};
 use crate::sim::node::{EndpointPeer, Peer, Pending};
 use crate::sim::{Sim, seed};
-use nuropb_proto::mesh::{Event, Phase};
+use nuropb_proto::mesh::{Output, Phase};
 use rand::RngExt;
 use std::time::{Duration, Instant};
 
@@ -118,8 +118,9 @@ impl Sim {
         }
     }
 
-    /// Runs until the mesh is quiet: no bytes on any link, no handler running, no reconnect
-    /// waiting, no partition still to be found out — only timers (heartbeats, deadlines) left. Panics (with the seed) if that takes
+    /// Runs until the mesh is quiet: no bytes on any link, no handler running, no endpoint
+    /// waiting to reconnect, no partition still to be found out — only timers (heartbeats,
+    /// deadlines) left. Panics (with the seed) if that takes
     /// more than an hour of simulated time or the step bound.
     pub fn settle(&mut self) {
         // What the test just did (a request, a fault) is not visible until a step has run.
@@ -139,9 +140,10 @@ impl Sim {
                     && match &n.peer {
                         // Ready without a socket: cut off, and not yet aware of it.
                         Peer::Endpoint(e) => match e.endpoint.phase() {
-                            Phase::Connecting | Phase::Starting | Phase::Closing => false,
                             Phase::Ready => n.link.is_some(),
-                            Phase::Disconnected | Phase::Stopped => true,
+                            // Disconnected, it reconnects when its backoff is over.
+                            Phase::Stopped => true,
+                            _ => false,
                         },
                         Peer::Client(_) => true,
                     }
@@ -184,18 +186,21 @@ impl Sim {
         progress
     }
 
-    /// A node's reconnect, completions, timers, events and output.
+    /// A node's socket to open, completions, timers, outputs and bytes.
     fn service_node(&mut self, i: usize) -> bool {
         let now = self.now;
         let mut progress = false;
-        // A reconnect that is due.
+        // A socket the endpoint asked for.
         if let Peer::Endpoint(e) = &mut self.nodes[i].peer
-            && e.reconnect_at.is_some_and(|t| t <= now)
+            && let Some(via) = e.connect_to.take()
         {
-            e.reconnect_at = None;
-            if e.endpoint.reconnect(now).is_ok() {
-                self.drop_link(i);
-                self.connect(i);
+            self.drop_link(i);
+            let opened = self.open_link(i, via);
+            if let Peer::Endpoint(e) = &mut self.nodes[i].peer {
+                match opened {
+                    Ok(()) => e.endpoint.connected(now),
+                    Err(why) => e.endpoint.connect_failed(why, now),
+                }
             }
             progress = true;
         }
@@ -218,9 +223,9 @@ impl Sim {
                     e.endpoint.handle_timeout(now);
                     progress = true;
                 }
-                while let Some(event) = e.endpoint.poll_event() {
+                while let Some(output) = e.endpoint.poll_output() {
                     progress = true;
-                    on_event(e, event, now, record, &mut self.seq, &mut self.rng);
+                    on_output(e, output, now, record, &mut self.seq);
                 }
             }
             Peer::Client(c) => {
@@ -472,19 +477,16 @@ fn due(link: &crate::sim::link::Link, now: Instant) -> bool {
         || (link.broker_done && link.down.is_empty())
 }
 
-/// An endpoint event: run handlers, record responses, schedule reconnects.
-fn on_event(
-    e: &mut EndpointPeer,
-    event: Event,
-    now: Instant,
-    record: bool,
-    seq: &mut u64,
-    rng: &mut rand::rngs::SmallRng,
-) {
-    match event {
-        Event::Ready => e.record.readies += 1,
-        Event::MeshConfigured => e.record.mesh_configured += 1,
-        Event::Call(call) => {
+/// An endpoint's output: open sockets, run handlers, record what happened.
+fn on_output(e: &mut EndpointPeer, output: Output, now: Instant, record: bool, seq: &mut u64) {
+    match output {
+        Output::Connect { node } => {
+            e.record.connects.push(node);
+            e.connect_to = Some(node);
+        }
+        Output::Ready => e.record.readies += 1,
+        Output::MeshConfigured => e.record.mesh_configured += 1,
+        Output::Call(call) => {
             e.record.handed_out += 1;
             let reply = e.handler.as_mut().map(|h| h(&Work::Call(&call)));
             let delivery = call.delivery;
@@ -495,7 +497,7 @@ fn on_event(
                 schedule(e, delivery, reply, now, seq);
             }
         }
-        Event::Incoming(incoming) => {
+        Output::Incoming(incoming) => {
             e.record.handed_out += 1;
             let reply = e.handler.as_mut().map(|h| h(&Work::Event(&incoming)));
             let delivery = incoming.delivery;
@@ -506,7 +508,7 @@ fn on_event(
                 schedule(e, delivery, reply, now, seq);
             }
         }
-        Event::Response { request, result } => match e.record.responses.entry(request) {
+        Output::Response { request, result } => match e.record.responses.entry(request) {
             std::collections::hash_map::Entry::Occupied(_) => {
                 e.record.duplicate_responses.push(request)
             }
@@ -514,19 +516,15 @@ fn on_event(
                 slot.insert(result);
             }
         },
-        Event::NotDelivered {
+        Output::NotDelivered {
             correlation_id,
             kind,
             error,
         } => e.record.not_delivered.push((correlation_id, kind, error)),
-        Event::Unreadable(unreadable) => e.record.unreadable.push(unreadable),
-        Event::Blocked(_) => {}
-        Event::Disconnected { error } => {
-            e.record.disconnects.push(error);
-            let delay = e.endpoint.reconnect_delay(rng.random::<f64>());
-            e.reconnect_at = Some(now + delay);
-        }
-        Event::Stopped { error } => e.record.stopped = Some(error),
+        Output::Unreadable(unreadable) => e.record.unreadable.push(unreadable),
+        Output::Blocked(_) => {}
+        Output::Disconnected { error, .. } => e.record.disconnects.push(error),
+        Output::Stopped { error } => e.record.stopped = Some(error),
     }
 }
 

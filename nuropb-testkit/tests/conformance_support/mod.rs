@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use nuropb_proto::amqp::{
-    self, AMQPValue, Completion, Config, Connection, Event, FieldTable, Properties, RequestId,
+    self, AMQPValue, Completion, Config, Connection, Event, FieldTable, Properties, SyncId,
 };
 use nuropb_proto::mesh::management::AmqpUrl;
 use std::collections::VecDeque;
@@ -211,11 +211,11 @@ impl Client {
     }
 
     /// Pumps until request `id` completes; logs it (and everything before).
-    pub fn done(&mut self, t: &mut Transcript, id: RequestId) -> Event {
+    pub fn done(&mut self, t: &mut Transcript, id: SyncId) -> Event {
         self.until(
             t,
             "a reply",
-            |e| matches!(e, Event::Completed { request, .. } if *request == id),
+            |e| matches!(e, Event::Completed { id: done, .. } if *done == id),
         )
     }
 

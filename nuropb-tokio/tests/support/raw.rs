@@ -91,11 +91,9 @@ impl Raw {
         })
     }
 
-    fn completed(&mut self, request: nuropb_proto::amqp::RequestId) -> Completion {
+    fn completed(&mut self, request: nuropb_proto::amqp::SyncId) -> Completion {
         self.wait_for("a completion", |e| match e {
-            Event::Completed {
-                request: r, result, ..
-            } if *r == request => Some(result.clone()),
+            Event::Completed { id: r, result, .. } if *r == request => Some(result.clone()),
             _ => None,
         })
         .unwrap_or_else(|f| panic!("refused: {f:?}"))

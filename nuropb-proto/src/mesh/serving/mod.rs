@@ -3,35 +3,40 @@
 //! Every delivery is settled exactly once — acked, nacked or rejected — and answered at most once
 //! (NUROPB-WIRE.md §4.1, with the quirks of §9 fixed):
 //!
-//! - a message that cannot be read (no headers, unsupported protocol, unknown type, not JSON, not
-//!   an object, missing fields, undecryptable) is rejected once, without requeue, and answered
-//!   with a `NuropbMessageError` when it has a reply-to; the channel stays open;
+//! - a message that cannot be read (its content header, no headers, unsupported protocol, unknown
+//!   type, not JSON, not an object, missing fields, undecryptable, a body over the limit) is
+//!   rejected once, without requeue, and answered with a `NuropbMessageError` when it has a
+//!   reply-to and a correlation id; the channel stays open;
 //! - a response on a service queue is rejected once, never left unacknowledged;
 //! - an unknown, `_private` or hidden method is a `NuropbHandlingError`; a plaintext call of a
 //!   method that requires encryption is refused; a method that requires authorization gets the
 //!   token, or a `NuropbAuthenticationError` when there is none;
 //! - `nuropb_describe` is answered by the endpoint itself;
-//! - everything else goes to a handler as [`Event::Call`] or [`Event::Incoming`], and
-//!   [`Endpoint::complete`] applies the [`Outcome`].
+//! - everything else goes to a handler as [`Output::Call`] or [`Output::Incoming`], and
+//!   [`Endpoint::complete`](crate::mesh::Endpoint::complete) applies the [`Outcome`].
+//!
+//! `settlements`: the acks held back until the next write.
 
-use crate::amqp::{self, AMQPValue, ChannelId, Connection};
-use crate::describe::DESCRIBE_METHOD;
+mod settlements;
+
+use crate::amqp::{self, AMQPValue};
+use crate::describe::{DESCRIBE_METHOD, ServiceSpec};
 use crate::error::{ErrorKind, NuropbError};
 use crate::mesh::call::{Call, DeliveryId, IncomingEvent};
-use crate::mesh::endpoint::Endpoint;
-use crate::mesh::event::{Arrival, Event};
+use crate::mesh::cx::Cx;
 use crate::mesh::outcome::{EventSpec, Outcome};
+use crate::mesh::output::{Arrival, Output};
 use crate::message::{
-    CallPayload, DecodeError, Envelope, EventLayout, EventPayload, MessageType, Object, Payload,
-    Publication, ResponseLayout, ResponsePayload, TransportMessage,
+    CallPayload, DecodeError, Envelope, EventLayout, EventPayload, Exchanges, MessageType, Object,
+    Payload, Publication, ResponseLayout, ResponsePayload, TransportMessage,
 };
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::time::Instant;
+use settlements::Settlements;
+use std::collections::HashMap;
 
 /// What the endpoint remembers of a delivery while a handler works on it.
 #[derive(Debug)]
-pub(crate) struct InFlight {
+struct InFlight {
     kind: MessageType,
     redelivered: bool,
     reply_to: Option<String>,
@@ -41,17 +46,9 @@ pub(crate) struct InFlight {
     encrypted: bool,
 }
 
-impl InFlight {
-    /// Forgets the key an encrypted request was decrypted with, when it will not be answered.
-    pub(crate) fn forget_key(&self, encryptor: &mut crate::crypto::Encryptor) {
-        if self.encrypted {
-            encryptor.forget_received(&self.correlation_id);
-        }
-    }
-}
-
-/// Why [`Endpoint::complete`] did nothing.
+/// Why [`Endpoint::complete`](crate::mesh::Endpoint::complete) did nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CompleteError {
     /// The delivery belongs to a connection or channel that has since closed; the broker has
     /// requeued it, so it will be delivered (and handled) again.
@@ -62,63 +59,6 @@ pub enum CompleteError {
     Unknown,
 }
 
-/// Acks waiting to be sent: contiguous acks go out as one `multiple` ack.
-#[derive(Debug, Default)]
-pub(crate) struct Settlements {
-    /// Unsettled delivery tags of the service consumer: `true` once acked by the endpoint.
-    outstanding: BTreeMap<u64, bool>,
-}
-
-impl Settlements {
-    pub(crate) fn track(&mut self, tag: u64) {
-        self.outstanding.insert(tag, false);
-    }
-
-    fn ack(&mut self, tag: u64) {
-        if let Some(acked) = self.outstanding.get_mut(&tag) {
-            *acked = true;
-        }
-    }
-
-    fn forget(&mut self, tag: u64) {
-        self.outstanding.remove(&tag);
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.outstanding.clear();
-    }
-
-    /// Deliveries not settled on the wire yet.
-    pub(crate) fn len(&self) -> usize {
-        self.outstanding.len()
-    }
-
-    /// Sends the acks: the acked run at the front as one `multiple` ack (every earlier tag is
-    /// settled), the rest one by one.
-    pub(crate) fn flush(&mut self, conn: &mut Connection, ch: ChannelId) {
-        let mut front = None;
-        let mut front_len = 0;
-        while let Some((&tag, &true)) = self.outstanding.first_key_value() {
-            self.outstanding.pop_first();
-            front = Some(tag);
-            front_len += 1;
-        }
-        if let Some(tag) = front {
-            let _ = conn.basic_ack(ch, tag, front_len > 1);
-        }
-        let acked: Vec<u64> = self
-            .outstanding
-            .iter()
-            .filter(|(_, acked)| **acked)
-            .map(|(tag, _)| *tag)
-            .collect();
-        for tag in acked {
-            self.outstanding.remove(&tag);
-            let _ = conn.basic_ack(ch, tag, false);
-        }
-    }
-}
-
 /// How a delivery is settled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Settle {
@@ -127,18 +67,101 @@ enum Settle {
     Reject,
 }
 
-impl Endpoint {
+/// Deliveries being handled and not yet settled, on the current channel.
+#[derive(Debug)]
+pub(crate) struct Serving {
+    /// The service declared, for a service.
+    spec: Option<ServiceSpec>,
+    /// Its public key, in describe's form.
+    public_key_pem: Option<String>,
+    exchanges: Exchanges,
+    /// Counts channels: deliveries of an earlier one are stale.
+    epoch: u64,
+    /// Deliveries handed to handlers, by delivery tag (of the current epoch).
+    in_flight: HashMap<u64, InFlight>,
+    settlements: Settlements,
+}
+
+impl Serving {
+    pub(crate) fn new(
+        spec: Option<ServiceSpec>,
+        public_key_pem: Option<String>,
+        exchanges: Exchanges,
+    ) -> Self {
+        Serving {
+            spec,
+            public_key_pem,
+            exchanges,
+            epoch: 0,
+            in_flight: HashMap::new(),
+            settlements: Settlements::default(),
+        }
+    }
+
+    /// Deliveries handed out and not completed.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Deliveries not settled on the wire (acks waiting to be sent included).
+    pub(crate) fn unsettled(&self) -> usize {
+        self.settlements.len()
+    }
+
+    /// A channel opened: what is delivered on it is of a new epoch.
+    pub(crate) fn new_channel(&mut self) {
+        self.epoch += 1;
+    }
+
+    /// The channel is gone: the broker requeues its deliveries, and whoever handles them again
+    /// decrypts them again.
+    pub(crate) fn lose_channel(&mut self, cx: &mut Cx<'_>) {
+        self.epoch += 1;
+        for in_flight in std::mem::take(&mut self.in_flight).into_values() {
+            if in_flight.encrypted {
+                cx.crypto.forget_received(&in_flight.correlation_id);
+            }
+        }
+        self.settlements.clear();
+    }
+
+    /// Sends the acks held back, contiguous ones as one.
+    pub(crate) fn flush(&mut self, cx: &mut Cx<'_>) {
+        if let Some(session) = cx.session.as_deref_mut()
+            && let Some(ch) = session.channel
+        {
+            self.settlements.flush(&mut session.conn, ch);
+        }
+    }
+
+    /// Shutting down: what handlers did not finish goes back to the queue now, for another
+    /// instance (requeued, not rejected; unanswered).
+    pub(crate) fn requeue_all(&mut self, cx: &mut Cx<'_>) {
+        let tags: Vec<u64> = self.in_flight.keys().copied().collect();
+        for tag in tags {
+            if let Some(in_flight) = self.in_flight.remove(&tag) {
+                if in_flight.encrypted {
+                    cx.crypto.forget_received(&in_flight.correlation_id);
+                }
+                self.settle(tag, Settle::Requeue, cx);
+            }
+        }
+        self.flush(cx);
+    }
+
+    // ----- deliveries -----
+
     /// A message on the service queue.
-    pub(crate) fn on_service_delivery(&mut self, delivery: amqp::Delivery, now: Instant) {
+    pub(crate) fn on_delivery(&mut self, delivery: amqp::Delivery, cx: &mut Cx<'_>) {
         let tag = delivery.delivery_tag;
         self.settlements.track(tag);
         let envelope = match Envelope::from_properties(&delivery.properties) {
             Ok(envelope) => envelope,
-            Err(error) => return self.refuse_unreadable(tag, &delivery.properties, None, error),
+            Err(error) => return self.refuse(tag, &delivery.properties, None, error, cx),
         };
         if envelope.kind == MessageType::Response {
             // Nobody waits for a response on a service queue: settle it, answer nothing.
-            return self.settle(tag, Settle::Reject);
+            return self.settle(tag, Settle::Reject, cx);
         }
         let kind = envelope.kind;
         let body = if envelope.encrypted
@@ -147,16 +170,16 @@ impl Endpoint {
             // Python services flag events emitted during encrypted requests as encrypted while
             // sending them in plaintext; such an event is read as the plaintext it is.
             let correlation_id = envelope.correlation_id.clone();
-            match self.encryptor.decrypt_call(
+            match cx.crypto.decrypt_call(
                 &correlation_id,
                 &delivery.body,
                 kind == MessageType::Request,
-                now,
+                cx.now,
             ) {
                 Ok(body) => body,
                 Err(e) => {
                     let error = DecodeError::Decrypt(e);
-                    return self.refuse_unreadable(tag, &delivery.properties, Some(kind), error);
+                    return self.refuse(tag, &delivery.properties, Some(kind), error, cx);
                 }
             }
         } else {
@@ -167,9 +190,9 @@ impl Endpoint {
             Ok(message) => message,
             Err(error) => {
                 if let Some(c) = delivery.properties.correlation_id.as_ref() {
-                    self.encryptor.forget_received(c.as_str());
+                    cx.crypto.forget_received(c.as_str());
                 }
-                return self.refuse_unreadable(tag, &delivery.properties, Some(kind), error);
+                return self.refuse(tag, &delivery.properties, Some(kind), error, cx);
             }
         };
         let in_flight = InFlight {
@@ -183,7 +206,7 @@ impl Endpoint {
         };
         match message.payload {
             Payload::Request(call) | Payload::Command(call) => {
-                self.dispatch(tag, in_flight, call, now)
+                self.dispatch(tag, in_flight, call, cx)
             }
             Payload::Event(event) => {
                 let delivery = self.hand_out(
@@ -193,20 +216,33 @@ impl Endpoint {
                         ..in_flight
                     },
                 );
-                self.events.push_back(Event::Incoming(IncomingEvent::new(
+                cx.out.push(Output::Incoming(IncomingEvent::new(
                     delivery,
                     event,
                     message.trace_id,
                     message.correlation_id,
                 )));
             }
-            Payload::Response(_) => self.settle(tag, Settle::Reject),
+            Payload::Response(_) => self.settle(tag, Settle::Reject, cx),
         }
+    }
+
+    /// A message on the service queue whose content could not be read.
+    pub(crate) fn on_unreadable(
+        &mut self,
+        tag: u64,
+        properties: &amqp::Properties,
+        error: amqp::ContentError,
+        cx: &mut Cx<'_>,
+    ) {
+        self.settlements.track(tag);
+        let kind = crate::mesh::calls::nuropb_type(properties);
+        self.refuse(tag, properties, kind, error.into(), cx);
     }
 
     /// An event on the listen queue (auto-acknowledged): handed out, never completed; one that
     /// cannot be read is dropped and counted.
-    pub(crate) fn on_listened(&mut self, delivery: amqp::Delivery) {
+    pub(crate) fn on_listened(&mut self, delivery: amqp::Delivery, cx: &mut Cx<'_>) {
         let correlation_id = || {
             delivery
                 .properties
@@ -214,24 +250,15 @@ impl Endpoint {
                 .as_ref()
                 .map(|c| c.as_str().to_owned())
         };
-        let envelope = match Envelope::from_properties(&delivery.properties) {
-            Ok(envelope) => envelope,
-            Err(e) => {
-                return self.note_unreadable(
-                    Arrival::ListenQueue,
-                    correlation_id(),
-                    e.to_string(),
-                    false,
-                );
-            }
+        let message = match Envelope::from_properties(&delivery.properties) {
+            Ok(envelope) if envelope.kind != MessageType::Event => return,
+            Ok(envelope) => envelope.open(&delivery.body),
+            Err(e) => Err(e),
         };
-        if envelope.kind != MessageType::Event {
-            return;
-        }
-        let message = match envelope.open(&delivery.body) {
+        let message = match message {
             Ok(message) => message,
             Err(e) => {
-                return self.note_unreadable(
+                return cx.out.unreadable(
                     Arrival::ListenQueue,
                     correlation_id(),
                     e.to_string(),
@@ -244,7 +271,7 @@ impl Endpoint {
                 epoch: self.epoch,
                 tag: 0,
             };
-            self.events.push_back(Event::Incoming(IncomingEvent::new(
+            cx.out.push(Output::Incoming(IncomingEvent::new(
                 delivery,
                 event,
                 message.trace_id,
@@ -253,7 +280,7 @@ impl Endpoint {
         }
     }
 
-    /// Remembers a delivery until [`Endpoint::complete`].
+    /// Remembers a delivery until it is completed.
     fn hand_out(&mut self, tag: u64, in_flight: InFlight) -> DeliveryId {
         self.in_flight.insert(tag, in_flight);
         DeliveryId {
@@ -263,20 +290,21 @@ impl Endpoint {
     }
 
     /// Checks a call against the declared methods and hands it to a handler.
-    fn dispatch(&mut self, tag: u64, mut in_flight: InFlight, call: CallPayload, now: Instant) {
+    fn dispatch(&mut self, tag: u64, mut in_flight: InFlight, call: CallPayload, cx: &mut Cx<'_>) {
         in_flight.context = call.context.clone();
-        let service = self.config.service.as_ref();
         let describe = call.method == DESCRIBE_METHOD;
-        let spec = service
-            .and_then(|s| s.spec.find(&call.method))
+        let spec = self
+            .spec
+            .as_ref()
+            .and_then(|s| s.find(&call.method))
             .filter(|m| !m.hidden);
         if describe {
-            let result = match service {
-                Some(s) => serde_json::to_value(s.spec.describe(self.public_key_pem.as_deref()))
+            let result = match &self.spec {
+                Some(s) => serde_json::to_value(s.describe(self.public_key_pem.as_deref()))
                     .unwrap_or(Value::Null),
                 None => Value::Null,
             };
-            return self.finish(tag, in_flight, Outcome::Ok(result), Vec::new(), now);
+            return self.finish(tag, in_flight, Outcome::Ok(result), Vec::new(), cx);
         }
         let refusal = match spec {
             None => Some(NuropbError::new(
@@ -296,7 +324,7 @@ impl Endpoint {
             _ => None,
         };
         if let Some(error) = refusal {
-            return self.finish(tag, in_flight, Outcome::Err(error), Vec::new(), now);
+            return self.finish(tag, in_flight, Outcome::Err(error), Vec::new(), cx);
         }
         let token = match spec {
             Some(method) if method.authorize => match call.context.get(&method.context_token_key) {
@@ -306,7 +334,7 @@ impl Endpoint {
                         ErrorKind::Authentication,
                         format!("the context has no '{}' token", method.context_token_key),
                     );
-                    return self.finish(tag, in_flight, Outcome::Err(error), Vec::new(), now);
+                    return self.finish(tag, in_flight, Outcome::Err(error), Vec::new(), cx);
                 }
             },
             _ => None,
@@ -317,7 +345,7 @@ impl Endpoint {
         let trace_id = in_flight.trace_id.clone();
         let correlation_id = in_flight.correlation_id.clone();
         let delivery = self.hand_out(tag, in_flight);
-        self.events.push_back(Event::Call(Call {
+        cx.out.push(Output::Call(Call {
             delivery,
             kind,
             method: call.method,
@@ -331,24 +359,21 @@ impl Endpoint {
         }));
     }
 
-    /// Finishes a delivery handed out as [`Event::Call`] or [`Event::Incoming`]: settles it and
-    /// sends the response and events `outcome` calls for (see [`Outcome`]). `events` are those the
-    /// handler added through its call context: published after success, dropped otherwise.
-    pub fn complete(
+    /// Finishes a delivery handed out: see [`Endpoint::complete`](crate::mesh::Endpoint::complete).
+    pub(crate) fn complete(
         &mut self,
         delivery: DeliveryId,
         outcome: Outcome,
         events: Vec<EventSpec>,
-        now: Instant,
+        cx: &mut Cx<'_>,
     ) -> Result<(), CompleteError> {
-        self.last_now = now;
         if delivery.epoch != self.epoch {
             return Err(CompleteError::Stale);
         }
         let Some(in_flight) = self.in_flight.remove(&delivery.tag) else {
             return Err(CompleteError::Unknown);
         };
-        self.finish(delivery.tag, in_flight, outcome, events, now);
+        self.finish(delivery.tag, in_flight, outcome, events, cx);
         Ok(())
     }
 
@@ -359,7 +384,7 @@ impl Endpoint {
         in_flight: InFlight,
         outcome: Outcome,
         mut events: Vec<EventSpec>,
-        now: Instant,
+        cx: &mut Cx<'_>,
     ) {
         let is_request = in_flight.kind == MessageType::Request;
         let (settle, answer) = match outcome {
@@ -392,31 +417,34 @@ impl Endpoint {
                 (Settle::Reject, Some((Err(error), ResponseLayout::Raised)))
             }
         };
-        self.settle(tag, settle);
+        self.settle(tag, settle, cx);
         match (answer, is_request) {
-            (Some((result, layout)), true) => self.answer(&in_flight, result, layout, now),
+            (Some((result, layout)), true) => self.answer(&in_flight, result, layout, cx),
             _ => {
                 if in_flight.encrypted {
-                    self.encryptor.forget_received(&in_flight.correlation_id);
+                    cx.crypto.forget_received(&in_flight.correlation_id);
                 }
             }
         }
         for event in events {
-            self.emit(&in_flight, event);
+            self.emit(&in_flight, event, cx);
         }
     }
 
-    fn settle(&mut self, tag: u64, settle: Settle) {
-        let Some(ch) = self.channel else { return };
+    fn settle(&mut self, tag: u64, settle: Settle, cx: &mut Cx<'_>) {
+        let Some(session) = cx.session.as_deref_mut() else {
+            return;
+        };
+        let Some(ch) = session.channel else { return };
         match settle {
             Settle::Ack => self.settlements.ack(tag),
             Settle::Requeue => {
                 self.settlements.forget(tag);
-                let _ = self.conn.basic_nack(ch, tag, false, true);
+                let _ = session.conn.basic_nack(ch, tag, false, true);
             }
             Settle::Reject => {
                 self.settlements.forget(tag);
-                let _ = self.conn.basic_reject(ch, tag, false);
+                let _ = session.conn.basic_reject(ch, tag, false);
             }
         }
     }
@@ -427,7 +455,7 @@ impl Endpoint {
         in_flight: &InFlight,
         result: Result<Value, NuropbError>,
         layout: ResponseLayout,
-        now: Instant,
+        cx: &mut Cx<'_>,
     ) {
         let Some(reply_to) = in_flight.reply_to.clone() else {
             return;
@@ -449,10 +477,9 @@ impl Endpoint {
         let mut message = TransportMessage::new(payload);
         let json = message.payload.to_json();
         let body = if in_flight.encrypted {
-            let unix = self.unix_time(now);
-            match self
-                .encryptor
-                .encrypt_response(&in_flight.correlation_id, &json, unix, now)
+            match cx
+                .crypto
+                .encrypt_response(&in_flight.correlation_id, &json, cx.unix, cx.now)
             {
                 Ok(body) => {
                     message.encrypted = true;
@@ -471,12 +498,12 @@ impl Endpoint {
         } else {
             json
         };
-        self.publish_now(&message, body);
+        self.publish_now(&message, body, cx);
     }
 
     /// Publishes an event a handler asked for, under the delivery's correlation id, trace id and
     /// context; never flagged encrypted.
-    fn emit(&mut self, in_flight: &InFlight, spec: EventSpec) {
+    fn emit(&mut self, in_flight: &InFlight, spec: EventSpec, cx: &mut Cx<'_>) {
         let message = TransportMessage::new(Payload::Event(EventPayload {
             topic: spec.topic,
             event: spec.event,
@@ -487,38 +514,31 @@ impl Endpoint {
             layout: EventLayout::Emitted,
         }));
         let body = message.payload.to_json();
-        self.publish_now(&message, body);
+        self.publish_now(&message, body, cx);
     }
 
     /// Publishes a response or event on the current channel (they answer deliveries of this
     /// channel, so they never wait in the outbox).
-    fn publish_now(&mut self, message: &TransportMessage, body: Vec<u8>) {
-        let Ok(publication) = Publication::new(message, &self.config.names.exchanges, "", body)
-        else {
+    fn publish_now(&mut self, message: &TransportMessage, body: Vec<u8>, cx: &mut Cx<'_>) {
+        let Ok(publication) = Publication::new(message, &self.exchanges, "", body) else {
             return; // a reply-to or topic longer than AMQP allows cannot be routed
         };
-        let Some(ch) = self.channel else { return };
-        let publish = amqp::Publish {
-            exchange: publication.exchange.as_str(),
-            routing_key: publication.routing_key.as_str(),
-            mandatory: false,
-            immediate: false,
-        };
-        let _ =
-            self.conn
-                .basic_publish_raw(ch, &publish, &publication.properties, &publication.body);
+        if let Some(session) = cx.session.as_deref_mut() {
+            session.publish(&publication);
+        }
     }
 
     /// Rejects a message that cannot be read, once, and answers it when it has a reply-to and
-    /// a correlation id; [`Event::Unreadable`] tells the adapter.
-    pub(crate) fn refuse_unreadable(
+    /// a correlation id; [`Output::Unreadable`] tells the driver.
+    fn refuse(
         &mut self,
         tag: u64,
         properties: &amqp::Properties,
         kind: Option<MessageType>,
         error: DecodeError,
+        cx: &mut Cx<'_>,
     ) {
-        self.settle(tag, Settle::Reject);
+        self.settle(tag, Settle::Reject, cx);
         let correlation_id = properties
             .correlation_id
             .as_ref()
@@ -556,13 +576,13 @@ impl Endpoint {
                     &in_flight,
                     Err(error.to_error()),
                     ResponseLayout::Raised,
-                    self.last_now,
+                    cx,
                 );
                 true
             }
             _ => false,
         };
-        self.note_unreadable(
+        cx.out.unreadable(
             Arrival::ServiceQueue,
             correlation_id,
             error.to_string(),
