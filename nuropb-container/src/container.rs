@@ -195,6 +195,7 @@ impl Container {
             fence: fence_rx,
             client: client_rx,
             notices: notices.clone(),
+            first_notices: Arc::new(std::sync::Mutex::new(Some(notices.subscribe()))),
             stop,
             done: done_rx,
         };
@@ -228,6 +229,8 @@ pub struct ContainerHandle {
     fence: watch::Receiver<Option<Fence>>,
     client: watch::Receiver<Option<Client>>,
     notices: broadcast::Sender<Notice>,
+    /// Subscribed before the container started: the first [`ContainerHandle::notices`] gets it.
+    first_notices: Arc<std::sync::Mutex<Option<broadcast::Receiver<Notice>>>>,
     stop: mpsc::Sender<()>,
     done: watch::Receiver<bool>,
 }
@@ -253,10 +256,11 @@ impl ContainerHandle {
         self.state.clone()
     }
 
-    /// What happens from now on, in order (see [`Notice`]); a receiver more than 256 behind
-    /// loses the oldest.
+    /// What happens from now on, in order (see [`Notice`]) — from the very start for the first
+    /// receiver asked for; a receiver more than 256 behind loses the oldest.
     pub fn notices(&self) -> broadcast::Receiver<Notice> {
-        self.notices.subscribe()
+        let first = self.first_notices.lock().ok().and_then(|mut f| f.take());
+        first.unwrap_or_else(|| self.notices.subscribe())
     }
 
     /// The leadership, while this instance leads: what its leader-only writes are fenced with.
@@ -274,14 +278,13 @@ impl ContainerHandle {
     /// returns it.
     pub async fn wait_until(&self, wanted: impl Fn(&ContainerState) -> bool) -> ContainerState {
         let mut states = self.state.clone();
-        let state = match states
+        match states
             .wait_for(|s| wanted(s) || crate::driver::stopped(s))
             .await
         {
             Ok(state) => *state,
             Err(_) => self.state(),
-        };
-        state
+        }
     }
 
     /// Stops the container: revokes its lease (handing any leadership over at once), stops

@@ -171,10 +171,15 @@ impl Driver {
                 Self::spawn(run, async move {
                     let opening = async {
                         let mut client = settings.connect().await?;
-                        let lease = etcd::open(&mut client, &keys, ttl, resign.as_ref(), revoke).await?;
+                        let lease =
+                            etcd::open(&mut client, &keys, ttl, resign.as_ref(), revoke).await?;
                         let from = lease.opened.snapshot.revision + 1;
                         let watch = etcd::watch(&mut client, &keys, from).await?;
-                        Ok::<_, etcd_client::Error>(Opening { client, lease, watch })
+                        Ok::<_, etcd_client::Error>(Opening {
+                            client,
+                            lease,
+                            watch,
+                        })
                     };
                     let opened = match tokio::time::timeout(OPEN_TIMEOUT, opening).await {
                         Ok(Ok(opening)) => Ok(Box::new(opening)),
@@ -272,8 +277,19 @@ impl Driver {
                 } = lease;
                 let (ticks, tick_rx) = mpsc::channel(4);
                 let tasks = vec![
-                    tokio::spawn(keep_alive(session, keeper, answers, tick_rx, run.reports.clone())),
-                    tokio::spawn(watching(session, watch, run.keys.clone(), run.reports.clone())),
+                    tokio::spawn(keep_alive(
+                        session,
+                        keeper,
+                        answers,
+                        tick_rx,
+                        run.reports.clone(),
+                    )),
+                    tokio::spawn(watching(
+                        session,
+                        watch,
+                        run.keys.clone(),
+                        run.reports.clone(),
+                    )),
                 ];
                 run.live = Some(Live {
                     id: session,
@@ -289,7 +305,9 @@ impl Driver {
             Report::KeepAlive(session, ttl, sent_at) => {
                 self.election.handle_keep_alive(session, ttl, sent_at, now);
             }
-            Report::Changes(session, changes) => self.election.handle_changes(session, changes, now),
+            Report::Changes(session, changes) => {
+                self.election.handle_changes(session, changes, now)
+            }
             Report::Campaign(session, Ok(result)) => {
                 self.election.handle_campaign(session, result, now);
             }
@@ -302,13 +320,18 @@ impl Driver {
             Report::ConfigWritten(term, outcome) => {
                 self.election.handle_config_written(term, outcome, now);
             }
-            Report::HealthSampled(term, fence, sample) => self.write_health(run, term, fence, sample),
+            Report::HealthSampled(term, fence, sample) => {
+                self.write_health(run, term, fence, sample)
+            }
             Report::HealthWritten(term, outcome, advice) => {
                 if let WriteOutcome::Written { .. } = outcome
                     && let Some(client) = &run.served
                 {
                     for advice in advice {
-                        if let Err(e) = self.mesh.publish_advice(client, &self.health.advice_topic, &advice) {
+                        if let Err(e) =
+                            self.mesh
+                                .publish_advice(client, &self.health.advice_topic, &advice)
+                        {
                             tracing::warn!(error = %e, "the advice could not be published");
                         }
                         let notice = Notice::Advice(advice);
@@ -339,7 +362,13 @@ impl Driver {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let record = health_record(&self.mesh.service, &fence.instance_id, &sample, &advice, unix);
+        let record = health_record(
+            &self.mesh.service,
+            &fence.instance_id,
+            &sample,
+            &advice,
+            unix,
+        );
         let client = run.live.as_ref().map(|l| l.client.clone());
         let key = run.keys.health();
         Self::spawn(run, async move {
@@ -364,7 +393,8 @@ impl Driver {
     ) {
         self.publish();
         if let (Some(lease), Some(live)) = (revoke, run.live.as_mut()) {
-            let revoked = tokio::time::timeout(REVOKE_TIMEOUT, live.client.lease_revoke(lease)).await;
+            let revoked =
+                tokio::time::timeout(REVOKE_TIMEOUT, live.client.lease_revoke(lease)).await;
             if !matches!(revoked, Ok(Ok(_))) {
                 tracing::warn!("the lease could not be revoked; it expires by itself");
             }
@@ -483,7 +513,9 @@ fn log(notice: &Notice) {
         } => tracing::info!(leader = %instance_id, leader_revision = create_revision, "following"),
         Notice::MeshConfigured => tracing::info!("mesh configured"),
         Notice::LeaderWrite { what, outcome } => match outcome {
-            WriteOutcome::Written { .. } => tracing::debug!(write = what, %outcome, "leader-only write"),
+            WriteOutcome::Written { .. } => {
+                tracing::debug!(write = what, %outcome, "leader-only write")
+            }
             _ => tracing::warn!(write = what, %outcome, "leader-only write"),
         },
         Notice::ConfigAccepted {
@@ -499,7 +531,9 @@ fn log(notice: &Notice) {
             reason,
             retry_in,
         } => tracing::warn!(duty, %reason, ?retry_in, "duty failed"),
-        Notice::Advice(advice) => tracing::warn!(advice = ?advice.advice, reason = %advice.reason, "advice"),
+        Notice::Advice(advice) => {
+            tracing::warn!(advice = ?advice.advice, reason = %advice.reason, "advice")
+        }
     }
 }
 

@@ -172,12 +172,21 @@ impl HealthPolicy {
         let t = &self.thresholds;
         let mut advice = Vec::new();
         if let Some(q) = sample.queue {
-            let stuck = q.messages > t.backlog && (q.consumers == 0 || q.ack_rate <= q.publish_rate);
-            self.backlog_run = if stuck { self.backlog_run.saturating_add(1) } else { 0 };
+            let stuck =
+                q.messages > t.backlog && (q.consumers == 0 || q.ack_rate <= q.publish_rate);
+            self.backlog_run = if stuck {
+                self.backlog_run.saturating_add(1)
+            } else {
+                0
+            };
             let idle = q.messages == 0
                 && q.consumers >= t.min_consumers
                 && q.ack_rate < t.idle_ack_rate * q.consumers as f64;
-            self.idle_run = if idle { self.idle_run.saturating_add(1) } else { 0 };
+            self.idle_run = if idle {
+                self.idle_run.saturating_add(1)
+            } else {
+                0
+            };
             if self.backlog_run >= t.sustained {
                 advice.push((
                     AdviceKind::ScaleUp,
@@ -206,7 +215,10 @@ impl HealthPolicy {
             {
                 advice.push((
                     AdviceKind::DeadLettersGrowing,
-                    format!("the dead-letter queue grew from {before} to {} messages", dl.messages),
+                    format!(
+                        "the dead-letter queue grew from {before} to {} messages",
+                        dl.messages
+                    ),
                 ));
             }
             self.last_dead_letters = Some(dl.messages);

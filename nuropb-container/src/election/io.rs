@@ -3,6 +3,7 @@
 
 use crate::keys::KeyName;
 use crate::state::ContainerState;
+use serde::Serialize;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,7 @@ pub struct Entry {
 /// Every leader-only write is a transaction that compares the leader key's create revision and
 /// value with these, so a leader whose key has gone — its lease expired while it was paused, say
 /// — has its writes refused by etcd even if it has not noticed yet.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Fence {
     /// `/nuropb/{service}/leader`.
     pub leader_key: String,
@@ -47,7 +48,8 @@ pub struct Fence {
 }
 
 /// How a leader-only (fenced) write went.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum WriteOutcome {
     /// Done, at this revision.
     Written {
@@ -208,7 +210,8 @@ pub enum Action {
 }
 
 /// What a container lets its users know, in order: for logs, tests and operators.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Notice {
     /// The state changed.
     State(ContainerState),

@@ -123,7 +123,9 @@ enum Session {
 enum Campaign {
     Idle,
     /// A campaign is out; `again` when the leader key was deleted meanwhile.
-    InFlight { again: bool },
+    InFlight {
+        again: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,7 +147,7 @@ enum Serving {
     Idle,
     Requested { prefetch: Option<u16> },
     Retry { at: Instant },
-    Serving { prefetch: Option<u16> },
+    Up { prefetch: Option<u16> },
 }
 
 /// One service instance's election and lifecycle, without I/O. See the [module](self) docs.
@@ -214,7 +216,9 @@ impl Election {
         election.state.etcd = EtcdLink::NotUsed;
         election.term = Term(1);
         election.duty = Duty::Configuring { retry_at: None };
-        election.actions.push_back(Action::ConfigureMesh { term: Term(1) });
+        election
+            .actions
+            .push_back(Action::ConfigureMesh { term: Term(1) });
         election
     }
 
@@ -293,13 +297,18 @@ impl Election {
     /// When [`Election::handle_timeout`] is next due, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let session = match self.session {
-            Session::Up { lease, .. } => Some(lease.next_keep_alive.min(self.renew_deadline(&lease))),
+            Session::Up { lease, .. } => {
+                Some(lease.next_keep_alive.min(self.renew_deadline(&lease)))
+            }
             Session::Down { retry_at } => Some(retry_at),
             Session::Off | Session::Opening { .. } => None,
         };
         let duty = match self.duty {
             Duty::Configuring { retry_at } => retry_at,
-            Duty::Watching { next, checking: false } => Some(next),
+            Duty::Watching {
+                next,
+                checking: false,
+            } => Some(next),
             _ => None,
         };
         let serving = match self.serving {
@@ -311,7 +320,10 @@ impl Election {
 
     fn renew_deadline(&self, lease: &Lease) -> Instant {
         let margin = self.config.renew_margin().min(lease.ttl / 2);
-        lease.valid_until.checked_sub(margin).unwrap_or(lease.valid_until)
+        lease
+            .valid_until
+            .checked_sub(margin)
+            .unwrap_or(lease.valid_until)
     }
 
     /// Time has passed: keep-alives, the renew deadline, retries and health checks.
@@ -334,9 +346,7 @@ impl Election {
             _ => {}
         }
         match self.duty {
-            Duty::Configuring {
-                retry_at: Some(at),
-            } if now >= at => {
+            Duty::Configuring { retry_at: Some(at) } if now >= at => {
                 self.duty = Duty::Configuring { retry_at: None };
                 self.actions
                     .push_back(Action::ConfigureMesh { term: self.term });
@@ -429,7 +439,13 @@ impl Election {
 
     /// A keep-alive was answered: the lease has `ttl` seconds left, counted from `sent_at`
     /// (when that keep-alive went out); 0 or less means etcd no longer has it.
-    pub fn handle_keep_alive(&mut self, session: SessionId, ttl: i64, sent_at: Instant, now: Instant) {
+    pub fn handle_keep_alive(
+        &mut self,
+        session: SessionId,
+        ttl: i64,
+        sent_at: Instant,
+        now: Instant,
+    ) {
         let Session::Up { id, mut lease } = self.session else {
             return;
         };
@@ -457,7 +473,10 @@ impl Election {
         }
         for change in changes {
             match change {
-                Change::Put { key: KeyName::Leader, entry } => {
+                Change::Put {
+                    key: KeyName::Leader,
+                    entry,
+                } => {
                     let revision = entry.mod_revision;
                     self.observe_leader(Some(entry), revision);
                 }
@@ -607,7 +626,7 @@ impl Election {
         match result {
             Ok(()) => {
                 self.serve_failures = 0;
-                self.serving = Serving::Serving { prefetch };
+                self.serving = Serving::Up { prefetch };
                 self.notice(Notice::Serving { prefetch });
                 self.state.phase = Phase::Running;
                 self.decide(now);
@@ -639,6 +658,7 @@ impl Election {
         if self.fence.is_some() {
             self.step_down_reason = Some("stopping".to_owned());
             self.drop_duties();
+            self.state.role = Role::Electing;
         }
         self.duty = Duty::None;
         self.state.phase = Phase::Stopping;
@@ -875,11 +895,12 @@ impl Election {
         if self.stopping {
             return;
         }
-        if let Serving::Serving { prefetch } = self.serving {
+        if let Serving::Up { prefetch } = self.serving {
             let desired = self.desired_prefetch();
             if desired != prefetch {
                 self.serving = Serving::Requested { prefetch: desired };
-                self.actions.push_back(Action::Reserve { prefetch: desired });
+                self.actions
+                    .push_back(Action::Reserve { prefetch: desired });
             }
         }
     }
