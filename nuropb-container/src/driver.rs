@@ -133,6 +133,13 @@ impl Driver {
 
     /// Logs the election's notices and hands them to the handles.
     fn publish(&mut self) {
+        // The fence first: whoever sees the state say "leader" finds the fence there.
+        let fence = self.election.fence().cloned();
+        self.shared.fence.send_if_modified(|f| {
+            let changed = *f != fence;
+            *f = fence;
+            changed
+        });
         while let Some(notice) = self.election.poll_notice() {
             log(&notice);
             if let Notice::State(state) = &notice {
@@ -140,12 +147,6 @@ impl Driver {
             }
             let _ = self.shared.notices.send(notice);
         }
-        let fence = self.election.fence().cloned();
-        self.shared.fence.send_if_modified(|f| {
-            let changed = *f != fence;
-            *f = fence;
-            changed
-        });
     }
 
     fn spawn(run: &Running, task: impl Future<Output = Report> + Send + 'static) {

@@ -219,6 +219,7 @@ impl Election {
         election
             .actions
             .push_back(Action::ConfigureMesh { term: Term(1) });
+        election.notify_state();
         election
     }
 
@@ -630,6 +631,7 @@ impl Election {
                 self.notice(Notice::Serving { prefetch });
                 self.state.phase = Phase::Running;
                 self.decide(now);
+                self.notify_state();
             }
             Err(reason) => {
                 let retry_in = self.backoff(self.serve_failures);

@@ -532,6 +532,20 @@ fn standalone_configures_the_mesh_then_serves_retrying_failures() {
     assert_eq!(actions(&mut e), [Action::Serve { prefetch: None }]);
     e.handle_served(Ok(()), retry);
     assert_eq!(e.state().to_string(), "standalone, running, no etcd");
+    let states: Vec<String> = notices(&mut e)
+        .into_iter()
+        .filter_map(|n| match n {
+            Notice::State(s) => Some(s.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "standalone, starting, no etcd",
+            "standalone, running, no etcd"
+        ]
+    );
 }
 
 #[test]
