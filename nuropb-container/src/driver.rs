@@ -33,6 +33,7 @@ enum Report {
     SessionFailed(SessionId, String),
     Campaign(SessionId, Result<CampaignResult, String>),
     MeshConfigured(Term, Result<(), String>),
+    ConfigMarked(Term, WriteOutcome),
     ConfigWritten(Term, WriteOutcome),
     HealthSampled(Term, Fence, HealthSample),
     HealthWritten(Term, WriteOutcome, Vec<Advice>),
@@ -218,17 +219,12 @@ impl Driver {
                     Report::MeshConfigured(term, result)
                 });
             }
+            Action::MarkConfigPending { term, fence } => {
+                Self::put_flag(run, fence, "False", move |o| Report::ConfigMarked(term, o));
+            }
             Action::WriteConfigOk { term, fence } => {
-                let client = run.live.as_ref().map(|l| l.client.clone());
-                let key = run.keys.config_ok();
-                Self::spawn(run, async move {
-                    let outcome = match client {
-                        Some(mut client) => {
-                            etcd::fenced_put(&mut client, &fence, &key, CONFIG_OK, None).await
-                        }
-                        None => WriteOutcome::Failed("no etcd session".to_owned()),
-                    };
-                    Report::ConfigWritten(term, outcome)
+                Self::put_flag(run, fence, CONFIG_OK, move |o| {
+                    Report::ConfigWritten(term, o)
                 });
             }
             Action::CheckHealth { term, fence } => {
@@ -259,11 +255,36 @@ impl Driver {
         }
     }
 
+    /// Puts `rmq-config-ok = value`, fenced, without a lease.
+    fn put_flag(
+        run: &Running,
+        fence: Fence,
+        value: &'static str,
+        report: impl FnOnce(WriteOutcome) -> Report + Send + 'static,
+    ) {
+        let client = run.live.as_ref().map(|l| l.client.clone());
+        let key = run.keys.config_ok();
+        Self::spawn(run, async move {
+            let outcome = match client {
+                Some(mut client) => etcd::fenced_put(&mut client, &fence, &key, value, None).await,
+                None => WriteOutcome::Failed("no etcd session".to_owned()),
+            };
+            report(outcome)
+        });
+    }
+
     fn feed(&mut self, run: &mut Running, report: Report) {
         let now = Instant::now();
         match report {
             Report::Opened(session, Ok(opening)) => {
                 if self.election.session() != Some(session) {
+                    // Opened too late (stopping, or a newer session): its lease holds nothing.
+                    let Opening {
+                        mut client, lease, ..
+                    } = *opening;
+                    tokio::spawn(async move {
+                        let _ = client.lease_revoke(lease.opened.lease).await;
+                    });
                     return;
                 }
                 let Opening {
@@ -317,6 +338,9 @@ impl Driver {
             }
             Report::MeshConfigured(term, result) => {
                 self.election.handle_mesh_configured(term, result, now);
+            }
+            Report::ConfigMarked(term, outcome) => {
+                self.election.handle_config_marked(term, outcome, now);
             }
             Report::ConfigWritten(term, outcome) => {
                 self.election.handle_config_written(term, outcome, now);

@@ -7,7 +7,7 @@ mod support;
 use nuropb_container::keys::{CONFIG_OK, Keys, LEASE_TTL};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::{Instance, TestMesh, leader_of, shared_etcd, unique, wait_for};
+use support::{Instance, TestMesh, call, leader_of, shared_etcd, unique, wait_for};
 
 const START: Duration = Duration::from_secs(30);
 
@@ -28,16 +28,6 @@ fn leaders(instances: &[Instance]) -> Vec<&Instance> {
         .iter()
         .filter(|i| i.role().as_deref() == Some("leader"))
         .collect()
-}
-
-async fn call(
-    client: &nuropb_api::Client,
-    service: &str,
-) -> Result<Value, nuropb_api::NuropbError> {
-    let request = nuropb_api::Request::new(service, "test_method")
-        .params(json!({"param1": "p", "param2": {"x": 1}}))
-        .timeout(Duration::from_secs(10));
-    client.send(request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,15 +78,7 @@ async fn three_instances_elect_exactly_one_leader_configure_the_mesh_once_and_al
         );
     }
     // The leader keeps a health record under its lease.
-    let record = leader
-        .wait_line("a health record written", Duration::from_secs(5), |l| {
-            l["notice"]["leader_write"]["what"] == "health"
-                && l["notice"]["leader_write"]["outcome"]
-                    .get("written")
-                    .is_some()
-        })
-        .await;
-    assert!(record.is_object());
+    leader.wait_written("health", Duration::from_secs(5)).await;
     client.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -154,13 +136,8 @@ async fn a_killed_leader_is_replaced_within_the_lease_ttl_plus_2s_and_serving_ne
         Some(new.instance_id.as_str())
     );
     // The new leader took over the duties: it configured the mesh and wrote the flag anew.
-    new.wait_line("the new leader's flag", Duration::from_secs(5), |l| {
-        l["notice"]["leader_write"]["what"] == "rmq-config-ok"
-            && l["notice"]["leader_write"]["outcome"]
-                .get("written")
-                .is_some()
-    })
-    .await;
+    new.wait_written("rmq-config-ok", Duration::from_secs(5))
+        .await;
     for survivor in &instances {
         assert_eq!(
             survivor.phase().as_deref(),

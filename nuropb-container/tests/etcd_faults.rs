@@ -3,19 +3,8 @@
 
 mod support;
 
-use serde_json::json;
 use std::time::Duration;
 use support::{Etcd, Instance, TestMesh, leader_of, unique, wait_for};
-
-async fn answered(mesh: &TestMesh, service: &str) {
-    let client = mesh.client().await;
-    let request = nuropb_api::Request::new(service, "test_method")
-        .params(json!({"param1": "p", "param2": {}}))
-        .timeout(Duration::from_secs(10));
-    let reply = client.send(request).await.expect("the service answers");
-    assert_eq!(reply, json!(format!("response from {service}.test_method")));
-    client.shutdown(Duration::from_secs(1)).await;
-}
 
 fn unreachable(instance: &Instance) -> bool {
     instance
@@ -63,7 +52,7 @@ async fn etcd_restarted_under_running_containers_they_serve_on_and_elect_again()
         leader.report()
     );
     assert_ne!(leader.role().as_deref(), Some("leader"));
-    answered(&mesh, &service).await;
+    mesh.assert_answers(&service).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     // The retries back off: the delays grow.
     let delays: Vec<f64> = a
@@ -105,7 +94,7 @@ async fn etcd_restarted_under_running_containers_they_serve_on_and_elect_again()
     for i in both {
         assert_eq!(i.phase().as_deref(), Some("running"));
     }
-    answered(&mesh, &service).await;
+    mesh.assert_answers(&service).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,5 +131,5 @@ async fn etcd_down_at_start_is_retried_with_backoff_until_it_answers() {
         leader_of(&etcd.endpoint(), &service).await,
         Some(instance.instance_id.clone())
     );
-    answered(&mesh, &service).await;
+    mesh.assert_answers(&service).await;
 }

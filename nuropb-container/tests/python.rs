@@ -10,16 +10,6 @@ use support::{Instance, PythonInstance, TestMesh, leader_of, shared_etcd, unique
 
 const START: Duration = Duration::from_secs(60);
 
-async fn answered(mesh: &TestMesh, service: &str) {
-    let client = mesh.client().await;
-    let request = nuropb_api::Request::new(service, "test_method")
-        .params(json!({"param1": "p", "param2": {}}))
-        .timeout(Duration::from_secs(10));
-    let reply = client.send(request).await.expect("the service answers");
-    assert_eq!(reply, json!(format!("response from {service}.test_method")));
-    client.shutdown(Duration::from_secs(1)).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_first_leads_a_rust_follower_that_takes_over_when_python_dies() {
     let etcd = shared_etcd().await;
@@ -50,7 +40,7 @@ async fn python_first_leads_a_rust_follower_that_takes_over_when_python_dies() {
         "a follower does not configure"
     );
     assert_eq!(mesh.consumers(&service), 2);
-    answered(&mesh, &service).await;
+    mesh.assert_answers(&service).await;
 
     // Python dies without a word: its lease expires and Rust takes over.
     python.kill();
@@ -65,15 +55,10 @@ async fn python_first_leads_a_rust_follower_that_takes_over_when_python_dies() {
         Some(rust.instance_id.as_str())
     );
     // It takes over the duties: configures the mesh and writes the flag under its leadership.
-    rust.wait_line("the flag written", Duration::from_secs(10), |l| {
-        l["notice"]["leader_write"]["what"] == "rmq-config-ok"
-            && l["notice"]["leader_write"]["outcome"]
-                .get("written")
-                .is_some()
-    })
-    .await;
+    rust.wait_written("rmq-config-ok", Duration::from_secs(10))
+        .await;
     assert_eq!(rust.notices_of("mesh_configured").len(), 1);
-    answered(&mesh, &service).await;
+    mesh.assert_answers(&service).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,7 +93,7 @@ async fn rust_first_leads_a_python_follower_and_they_hand_the_leadership_back_an
         leader_of(&etcd.endpoint(), &service).await.as_deref(),
         Some(python.instance_id.as_str())
     );
-    answered(&mesh, &service).await;
+    mesh.assert_answers(&service).await;
 
     // A Rust instance joins under the Python leader. Python's leaders write no flag after a
     // takeover, and the one there predates Python's key, so it waits, as the rule says.
@@ -132,5 +117,5 @@ async fn rust_first_leads_a_python_follower_and_they_hand_the_leadership_back_an
         leader_of(&etcd.endpoint(), &service).await.as_deref(),
         Some(second.instance_id.as_str())
     );
-    answered(&mesh, &service).await;
+    mesh.assert_answers(&service).await;
 }

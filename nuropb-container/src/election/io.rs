@@ -173,6 +173,17 @@ pub enum Action {
         /// The term.
         term: Term,
     },
+    /// Put `rmq-config-ok = False` (no lease), fenced: a new leader is configuring the mesh.
+    /// Rust followers wait for `True` written under the leader anyway; this is for Python 0.1.8
+    /// followers that start meanwhile, which fail to start when the key is absent (`len(None)`
+    /// on the empty answer) but wait for `True` when it says `False`. Answer
+    /// `handle_config_marked`.
+    MarkConfigPending {
+        /// The term.
+        term: Term,
+        /// The leadership the write needs.
+        fence: Fence,
+    },
     /// Put `rmq-config-ok = True` (no lease, as Python does), fenced; answer
     /// `handle_config_written`.
     WriteConfigOk {
@@ -234,7 +245,8 @@ pub enum Notice {
     },
     /// This instance configured the mesh.
     MeshConfigured,
-    /// A leader-only write was tried: `what` (`rmq-config-ok`, `health`, `resign`) and how it went.
+    /// A leader-only write was tried: `what` (`rmq-config-ok=False`, `rmq-config-ok`, `health`,
+    /// `resign`) and how it went.
     LeaderWrite {
         /// Which write.
         what: &'static str,

@@ -132,6 +132,8 @@ enum Campaign {
 enum Duty {
     /// Not leading (or stopped).
     None,
+    /// Marking `rmq-config-ok = False` before configuring.
+    Marking,
     /// Configuring the mesh; when it failed, tried again at `retry_at`.
     Configuring { retry_at: Option<Instant> },
     /// Writing `rmq-config-ok`.
@@ -563,6 +565,32 @@ impl Election {
         }
     }
 
+    /// The answer to [`Action::MarkConfigPending`].
+    pub fn handle_config_marked(&mut self, term: Term, outcome: WriteOutcome, now: Instant) {
+        if self.stopping || term != self.term || self.duty != Duty::Marking {
+            return;
+        }
+        self.notice(Notice::LeaderWrite {
+            what: "rmq-config-ok=False",
+            outcome: outcome.clone(),
+        });
+        match outcome {
+            WriteOutcome::Written { revision } => {
+                let entry = Entry {
+                    value: "False".to_owned(),
+                    create_revision: revision,
+                    mod_revision: revision,
+                    lease: 0,
+                };
+                self.observe_flag(Some(entry), revision);
+                self.duty = Duty::Configuring { retry_at: None };
+                self.actions.push_back(Action::ConfigureMesh { term });
+            }
+            WriteOutcome::Refused => self.fenced_out(now),
+            WriteOutcome::Failed(reason) => self.fail_current_session(&reason, now),
+        }
+    }
+
     /// The answer to [`Action::WriteConfigOk`].
     pub fn handle_config_written(&mut self, term: Term, outcome: WriteOutcome, now: Instant) {
         if self.stopping || term != self.term || self.duty != Duty::Writing {
@@ -843,11 +871,15 @@ impl Election {
         self.term = Term(self.term.0 + 1);
         self.fence = Some(fence.clone());
         self.step_down_reason = None;
-        self.duty = Duty::Configuring { retry_at: None };
+        self.duty = Duty::Marking;
         self.duty_failures = 0;
-        self.notice(Notice::Elected { fence });
-        self.actions
-            .push_back(Action::ConfigureMesh { term: self.term });
+        self.notice(Notice::Elected {
+            fence: fence.clone(),
+        });
+        self.actions.push_back(Action::MarkConfigPending {
+            term: self.term,
+            fence,
+        });
     }
 
     fn drop_duties(&mut self) {

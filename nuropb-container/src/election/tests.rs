@@ -31,6 +31,36 @@ fn flag(revision: i64) -> Entry {
     entry(CONFIG_OK, revision, revision, 0)
 }
 
+/// The watch saw the flag written at `revision` (created long before, at 5).
+fn flag_put(revision: i64) -> Change {
+    Change::Put {
+        key: KeyName::ConfigOk,
+        entry: entry(CONFIG_OK, 5, revision, 0),
+    }
+}
+
+/// The watch saw the leader key deleted at `revision`.
+fn leader_gone(revision: i64) -> Change {
+    Change::Delete {
+        key: KeyName::Leader,
+        revision,
+    }
+}
+
+/// The term of the `ConfigureMesh` asked for, the only action expected — after marking the
+/// flag `False` (at the revision after the leader key's) when a new leader asks for that first.
+fn configure_term(e: &mut Election) -> Term {
+    match actions(e).as_slice() {
+        [Action::ConfigureMesh { term }] => *term,
+        [Action::MarkConfigPending { term, fence }] => {
+            let revision = fence.create_revision + 1;
+            e.handle_config_marked(*term, WriteOutcome::Written { revision }, Instant::now());
+            configure_term(e)
+        }
+        other => panic!("expected ConfigureMesh, got {other:?}"),
+    }
+}
+
 fn opened(now: Instant, leader: Option<Entry>, config_ok: Option<Entry>, revision: i64) -> Opened {
     Opened {
         lease: LEASE,
@@ -91,17 +121,14 @@ fn running_leader(now: Instant) -> (Election, SessionId) {
         }]
     );
     won(&mut e, session, 10, now);
-    let term = match actions(&mut e).as_slice() {
-        [Action::ConfigureMesh { term }] => *term,
-        other => panic!("expected ConfigureMesh, got {other:?}"),
-    };
+    let term = configure_term(&mut e);
     e.handle_mesh_configured(term, Ok(()), now);
     let fence = match actions(&mut e).as_slice() {
         [Action::WriteConfigOk { fence, .. }] => fence.clone(),
         other => panic!("expected WriteConfigOk, got {other:?}"),
     };
     assert_eq!(fence.create_revision, 10);
-    e.handle_config_written(term, WriteOutcome::Written { revision: 11 }, now);
+    e.handle_config_written(term, WriteOutcome::Written { revision: 12 }, now);
     assert_eq!(actions(&mut e), [Action::Serve { prefetch: None }]);
     e.handle_served(Ok(()), now);
     assert_eq!(e.state().to_string(), "leader, running, etcd connected");
@@ -132,8 +159,13 @@ fn the_winner_configures_the_mesh_says_so_and_serves() {
     let (mut e, _) = running_leader(now);
     let told = notices(&mut e);
     assert!(told.contains(&Notice::MeshConfigured));
+    // The flag marked False first (for Python followers starting meanwhile), True once configured.
+    assert!(told.contains(&Notice::LeaderWrite {
+        what: "rmq-config-ok=False",
+        outcome: WriteOutcome::Written { revision: 11 }
+    }));
     assert!(told.contains(&Notice::ConfigAccepted {
-        flag_revision: 11,
+        flag_revision: 12,
         leader_revision: 10
     }));
     assert!(
@@ -160,11 +192,7 @@ fn a_follower_consumes_only_once_the_flag_is_written_under_the_current_leader() 
     assert_eq!(e.state().phase, Phase::WaitingForConfig);
     assert_eq!(actions(&mut e), []);
     // The leader writes it anew: now it counts.
-    let put = Change::Put {
-        key: KeyName::ConfigOk,
-        entry: entry(CONFIG_OK, 5, 14, 0),
-    };
-    e.handle_changes(session, [put], now);
+    e.handle_changes(session, [flag_put(14)], now);
     assert_eq!(actions(&mut e), [Action::Serve { prefetch: None }]);
     assert!(notices(&mut e).contains(&Notice::ConfigAccepted {
         flag_revision: 14,
@@ -202,11 +230,7 @@ fn a_stale_flag_with_no_leader_waits_for_the_new_leaders() {
     lost_to(&mut e, session, entry("other", 7, 7, 8), 7, now);
     assert_eq!(e.state().phase, Phase::WaitingForConfig);
     assert_eq!(actions(&mut e), []);
-    let put = Change::Put {
-        key: KeyName::ConfigOk,
-        entry: entry(CONFIG_OK, 5, 8, 0),
-    };
-    e.handle_changes(session, [put], now);
+    e.handle_changes(session, [flag_put(8)], now);
     assert_eq!(actions(&mut e), [Action::Serve { prefetch: None }]);
 }
 
@@ -229,14 +253,7 @@ fn a_deleted_leader_key_makes_a_running_follower_campaign_and_take_over_the_duti
     lost_to(&mut e, session, leader, 12, now);
     e.handle_served(Ok(()), now);
     notices(&mut e);
-    e.handle_changes(
-        session,
-        [Change::Delete {
-            key: KeyName::Leader,
-            revision: 20,
-        }],
-        now,
-    );
+    e.handle_changes(session, [leader_gone(20)], now);
     assert_eq!(
         actions(&mut e),
         [Action::Campaign {
@@ -246,11 +263,9 @@ fn a_deleted_leader_key_makes_a_running_follower_campaign_and_take_over_the_duti
     );
     assert_eq!(e.state().to_string(), "electing, running, etcd connected");
     won(&mut e, session, 21, now);
-    // It serves on (no new Serve) and configures the mesh as the new leader.
-    assert!(matches!(
-        actions(&mut e).as_slice(),
-        [Action::ConfigureMesh { .. }]
-    ));
+    // It serves on (no new Serve) and takes over the duties: the flag marked pending first,
+    // then the mesh configured.
+    configure_term(&mut e);
     assert_eq!(e.state().to_string(), "leader, running, etcd connected");
 }
 
@@ -382,10 +397,7 @@ fn a_refused_leader_write_steps_down_and_asks_etcd_who_leads() {
     let now = Instant::now();
     let (mut e, session, _) = open_on(now, None, None, 9);
     won(&mut e, session, 10, now);
-    let term = match actions(&mut e).as_slice() {
-        [Action::ConfigureMesh { term }] => *term,
-        other => panic!("{other:?}"),
-    };
+    let term = configure_term(&mut e);
     e.handle_mesh_configured(term, Ok(()), now);
     actions(&mut e);
     e.handle_config_written(term, WriteOutcome::Refused, now);
@@ -408,19 +420,9 @@ fn answers_for_an_earlier_term_or_session_are_ignored() {
     let now = Instant::now();
     let (mut e, session, _) = open_on(now, None, None, 9);
     won(&mut e, session, 10, now);
-    let term = match actions(&mut e).as_slice() {
-        [Action::ConfigureMesh { term }] => *term,
-        other => panic!("{other:?}"),
-    };
+    let term = configure_term(&mut e);
     // It loses the leadership before the mesh is configured…
-    e.handle_changes(
-        session,
-        [Change::Delete {
-            key: KeyName::Leader,
-            revision: 11,
-        }],
-        now,
-    );
+    e.handle_changes(session, [leader_gone(11)], now);
     assert_eq!(
         actions(&mut e),
         [Action::Campaign {
@@ -436,14 +438,7 @@ fn answers_for_an_earlier_term_or_session_are_ignored() {
     lost_to(&mut e, session, entry(ME, 10, 10, LEASE), 10, now);
     assert_eq!(e.state().role, Role::Follower);
     // Nor does anything from another session.
-    e.handle_changes(
-        SessionId(99),
-        [Change::Delete {
-            key: KeyName::Leader,
-            revision: 50,
-        }],
-        now,
-    );
+    e.handle_changes(SessionId(99), [leader_gone(50)], now);
     assert_eq!(e.leader().map(|l| l.value.as_str()), Some("other"));
 }
 
@@ -465,14 +460,7 @@ fn a_leader_prefetch_serves_the_leader_anew_on_each_change_of_role() {
     assert!(asked.contains(&Action::Serve { prefetch: None }));
     lost_to(&mut e, session, leader, 12, now);
     e.handle_served(Ok(()), now);
-    e.handle_changes(
-        session,
-        [Change::Delete {
-            key: KeyName::Leader,
-            revision: 20,
-        }],
-        now,
-    );
+    e.handle_changes(session, [leader_gone(20)], now);
     actions(&mut e);
     won(&mut e, session, 21, now);
     let asked = actions(&mut e);
@@ -481,14 +469,7 @@ fn a_leader_prefetch_serves_the_leader_anew_on_each_change_of_role() {
         "{asked:?}"
     );
     e.handle_served(Ok(()), now);
-    e.handle_changes(
-        session,
-        [Change::Delete {
-            key: KeyName::Leader,
-            revision: 22,
-        }],
-        now,
-    );
+    e.handle_changes(session, [leader_gone(22)], now);
     assert!(actions(&mut e).contains(&Action::Reserve { prefetch: None }));
 }
 
@@ -497,14 +478,7 @@ fn without_a_leader_prefetch_a_change_of_role_does_not_touch_serving() {
     let now = Instant::now();
     let (mut e, session) = running_leader(now);
     actions(&mut e);
-    e.handle_changes(
-        session,
-        [Change::Delete {
-            key: KeyName::Leader,
-            revision: 30,
-        }],
-        now,
-    );
+    e.handle_changes(session, [leader_gone(30)], now);
     assert_eq!(
         actions(&mut e),
         [Action::Campaign {
@@ -519,10 +493,7 @@ fn standalone_configures_the_mesh_then_serves_retrying_failures() {
     let now = Instant::now();
     let mut e = Election::standalone(config(), 1);
     assert_eq!(e.state().to_string(), "standalone, starting, no etcd");
-    let term = match actions(&mut e).as_slice() {
-        [Action::ConfigureMesh { term }] => *term,
-        other => panic!("{other:?}"),
-    };
+    let term = configure_term(&mut e);
     e.handle_mesh_configured(term, Err("broker down".into()), now);
     let retry = e.poll_timeout().expect("retried");
     assert!(retry > now && retry <= now + Duration::from_millis(200));
@@ -562,14 +533,7 @@ fn stopping_revokes_the_lease_and_asks_nothing_more() {
     );
     assert_eq!(e.state().phase, Phase::Stopping);
     assert_eq!(e.fence(), None);
-    e.handle_changes(
-        session,
-        [Change::Delete {
-            key: KeyName::Leader,
-            revision: 40,
-        }],
-        now,
-    );
+    e.handle_changes(session, [leader_gone(40)], now);
     e.handle_timeout(now + Duration::from_secs(60));
     assert_eq!(actions(&mut e), []);
     e.handle_stopped();

@@ -79,6 +79,21 @@ impl Process {
         let _ = self.child.wait();
     }
 
+    /// Waits for the first line, `{"container": {"instance_id": …}}`, and returns the id.
+    async fn instance_id(&self, timeout: Duration) -> String {
+        super::wait_for(
+            &format!("{}'s first line", self.name),
+            timeout,
+            || {
+                self.lines()
+                    .iter()
+                    .find_map(|l| l["container"]["instance_id"].as_str().map(str::to_owned))
+            },
+            || self.report(),
+        )
+        .await
+    }
+
     /// Waits for the process to end by itself (at most `timeout`); true when it did.
     async fn wait_exit(&mut self, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
@@ -115,8 +130,12 @@ impl Instance {
         extra: &[&str],
     ) -> Instance {
         let mut command = Command::new(env!("CARGO_BIN_EXE_service_example"));
+        command.args(["--name", service]);
+        if !extra.contains(&"--health-every") {
+            // Health checks every second, so that tests see them soon.
+            command.args(["--health-every", "1"]);
+        }
         command
-            .args(["--name", service, "--health-every", "1"])
             .args(extra)
             .env("NUROPB_AMQP_URL", &mesh.url)
             .env("RUST_LOG", "info");
@@ -124,18 +143,7 @@ impl Instance {
             command.args(["--etcd", etcd]);
         }
         let process = Process::spawn(super::unique(&format!("rust-{service}")), command);
-        let instance_id = super::wait_for(
-            "the container's first line",
-            Duration::from_secs(30),
-            || {
-                process
-                    .lines()
-                    .iter()
-                    .find_map(|l| l["container"]["instance_id"].as_str().map(str::to_owned))
-            },
-            || process.report(),
-        )
-        .await;
+        let instance_id = process.instance_id(Duration::from_secs(30)).await;
         Instance {
             process,
             instance_id,
@@ -215,6 +223,20 @@ impl Instance {
         self.process.report()
     }
 
+    /// Waits until this instance says its leader-only write `what` (`rmq-config-ok`, `health`)
+    /// went through; returns the revision.
+    pub async fn wait_written(&self, what: &str, timeout: Duration) -> i64 {
+        let line = self
+            .wait_line(&format!("{what} written"), timeout, |l| {
+                let write = &l["notice"]["leader_write"];
+                write["what"] == what && write["outcome"].get("written").is_some()
+            })
+            .await;
+        line["notice"]["leader_write"]["outcome"]["written"]["revision"]
+            .as_i64()
+            .expect("a revision")
+    }
+
     /// SIGKILL: no goodbye, the lease expires on its own.
     pub fn kill(&mut self) {
         self.process.kill();
@@ -264,18 +286,7 @@ impl PythonInstance {
             service,
         ]);
         let process = Process::spawn(super::unique(&format!("python-{service}")), command);
-        let instance_id = super::wait_for(
-            "the Python container's first line",
-            Duration::from_secs(60),
-            || {
-                process
-                    .lines()
-                    .iter()
-                    .find_map(|l| l["container"]["instance_id"].as_str().map(str::to_owned))
-            },
-            || process.report(),
-        )
-        .await;
+        let instance_id = process.instance_id(Duration::from_secs(60)).await;
         PythonInstance {
             process,
             instance_id,
@@ -307,6 +318,14 @@ impl PythonInstance {
             .lines()
             .iter()
             .any(|l| l["started"] == Value::Bool(true))
+    }
+
+    /// Whether its `start()` returned false.
+    pub fn started_failed(&self) -> bool {
+        self.process
+            .lines()
+            .iter()
+            .any(|l| l["started"] == Value::Bool(false))
     }
 
     /// Waits until `check` holds of it.

@@ -72,6 +72,30 @@ impl TestMesh {
     }
 }
 
+impl TestMesh {
+    /// Calls `test_method` of the ServiceExample `service`; panics unless it answers as it should.
+    pub async fn assert_answers(&self, service: &str) {
+        let client = self.client().await;
+        let reply = call(&client, service).await.expect("the service answers");
+        assert_eq!(
+            reply,
+            serde_json::json!(format!("response from {service}.test_method"))
+        );
+        client.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+/// Calls `test_method` of the ServiceExample `service` through `client`.
+pub async fn call(
+    client: &nuropb_api::Client,
+    service: &str,
+) -> Result<serde_json::Value, nuropb_api::NuropbError> {
+    let request = nuropb_api::Request::new(service, "test_method")
+        .params(serde_json::json!({"param1": "p", "param2": {"x": 1}}))
+        .timeout(Duration::from_secs(10));
+    client.send(request).await
+}
+
 impl Drop for TestMesh {
     fn drop(&mut self) {
         let _ = management::delete_vhost_blocking(&self.settings);
