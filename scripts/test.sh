@@ -4,11 +4,16 @@
 #   1. makes sure RabbitMQ answers on 127.0.0.1:5672 with its management API on :15672
 #      (starts it when installed but stopped, installs it from Debian's packages when missing);
 #   2. makes a Python venv with the real `nuropb==0.1.8` for the interoperability tests;
-#   3. checks formatting, lints and the supply chain, then runs every test, doc-test and
-#      benchmark smoke run of the workspace against that broker, that Python and the testkit.
+#   3. installs protoc and the protobuf well-known types (Debian's protobuf-compiler and
+#      libprotobuf-dev) for etcd-client's build, and starts an etcd (Debian's etcd-server,
+#      installed when missing) on loopback ports of its own for the container tests, stopped at
+#      the end of the run;
+#   4. checks formatting, lints and the supply chain, then runs every test, doc-test and
+#      benchmark smoke run of the workspace against that broker, that etcd, that Python and the
+#      testkit.
 #
-# Any failure stops the run with a non-zero exit status. Broker and interop tests fail, never
-# skip, when their broker or Python is missing.
+# Any failure stops the run with a non-zero exit status. Broker, etcd and interop tests fail,
+# never skip, when their broker, etcd or Python is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -28,6 +33,24 @@ export NUROPB_PYTHON="$venv/bin/python"
 export NUROPB_TEST_AMQP_URL="${NUROPB_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 # The recorded Python traffic the golden tests replay.
 export NUROPB_WIRE_CAPTURES="${NUROPB_WIRE_CAPTURES:-$root/../shared/wire/wire-captures}"
+
+step "protoc for etcd-client (nuropb-container)"
+if ! command -v protoc >/dev/null || [ ! -f /usr/include/google/protobuf/descriptor.proto ]; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+    protobuf-compiler libprotobuf-dev
+fi
+
+step "etcd for the container tests"
+etcd_dir=$(mktemp -d)
+stop_etcd() {
+  [ -f "$etcd_dir/pid" ] && kill "$(cat "$etcd_dir/pid")" 2>/dev/null || true
+  rm -rf "$etcd_dir"
+}
+trap stop_etcd EXIT
+NUROPB_TEST_ETCD=$(scripts/start-etcd.sh "$etcd_dir")
+export NUROPB_TEST_ETCD
+echo "etcd on $NUROPB_TEST_ETCD"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

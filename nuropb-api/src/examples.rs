@@ -39,9 +39,19 @@ pub struct ExampleMesh {
 impl ExampleMesh {
     /// Makes the mesh ready on `runtime`, on the vhost of `NUROPB_AMQP_URL` or `nuropb-example`.
     pub async fn start(runtime: Arc<dyn Runtime>) -> Result<ExampleMesh, NuropbError> {
+        let mesh = ExampleMesh::unconfigured(runtime.clone())?;
+        if mesh.embedded.is_none() {
+            helpers::create_vhost(&mesh.settings).await?;
+        }
+        helpers::declare_mesh(runtime, &mesh.settings).await?;
+        Ok(mesh)
+    }
+
+    /// The broker an example runs on, as [`ExampleMesh::start`] picks it, without configuring
+    /// the mesh: for a service container, whose leader does that.
+    pub fn unconfigured(runtime: Arc<dyn Runtime>) -> Result<ExampleMesh, NuropbError> {
         match std::env::var("NUROPB_AMQP_URL") {
             Ok(url) => {
-                helpers::configure_mesh(runtime.clone(), &url).await?;
                 tracing::info!(broker = %crate::settings::obfuscate(&url), "on RabbitMQ");
                 Ok(ExampleMesh {
                     settings: ConnectionSettings::from_url(&url)?,
@@ -59,10 +69,8 @@ impl ExampleMesh {
                 })?;
                 let url = broker.amqp_url("nuropb-example");
                 tracing::info!(%url, "NUROPB_AMQP_URL is not set: on the embedded testkit broker");
-                let settings = ConnectionSettings::from_url(&url)?;
-                helpers::declare_mesh(runtime.clone(), &settings).await?;
                 Ok(ExampleMesh {
-                    settings,
+                    settings: ConnectionSettings::from_url(&url)?,
                     embedded: Some(broker),
                     runtime,
                 })
@@ -149,6 +157,28 @@ pub struct ServiceExampleArgs {
     pub prefetch: u16,
 }
 
+/// Python's ServiceExample methods as `args` say (name, event bindings, instance id,
+/// prefetch), printing each event it receives as one JSON line: the service of the
+/// `service_example` examples.
+pub fn service_example_service(runtime: Arc<dyn Runtime>, args: &ServiceExampleArgs) -> Service {
+    let mut service = crate::testing::service_example(&args.name, runtime).prefetch(args.prefetch);
+    for pattern in &args.event_bindings {
+        service = service.subscribe(pattern.clone());
+    }
+    if let Some(id) = &args.instance_id {
+        service = service.instance_id(id.clone());
+    }
+    service.on_event(|event, _ctx| async move {
+        // One JSON line per event, for scripts and tests to read.
+        println!(
+            "{}",
+            json!({"topic": event.topic, "event": event.event, "target": event.target,
+                   "context": event.context, "trace_id": event.trace_id})
+        );
+        Ok(())
+    })
+}
+
 /// The `service_example` examples: serves Python's ServiceExample methods as `args` say on
 /// `runtime`, printing each event it receives as one JSON line, until `stop` completes; then
 /// shuts down gracefully.
@@ -161,22 +191,7 @@ pub async fn serve_service_example(
     if let Some(broker) = &mesh.embedded {
         println!("embedded broker: {}", broker.amqp_url("nuropb-example"));
     }
-    let mut service = crate::testing::service_example(&args.name, runtime).prefetch(args.prefetch);
-    for pattern in &args.event_bindings {
-        service = service.subscribe(pattern.clone());
-    }
-    if let Some(id) = args.instance_id {
-        service = service.instance_id(id);
-    }
-    let service = service.on_event(|event, _ctx| async move {
-        // One JSON line per event, for scripts and tests to read.
-        println!(
-            "{}",
-            json!({"topic": event.topic, "event": event.event, "target": event.target,
-                   "context": event.context, "trace_id": event.trace_id})
-        );
-        Ok(())
-    });
+    let service = service_example_service(runtime, &args);
     let served = mesh.connector().serve(service).await?;
     println!("{} ready on {}", served.name(), mesh.settings);
     stop.await;

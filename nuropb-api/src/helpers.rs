@@ -76,6 +76,16 @@ pub async fn delete_vhost(settings: &ConnectionSettings) -> Result<bool, NuropbE
     blocking(move || management::delete_vhost_blocking(&settings)).await
 }
 
+/// The management API's view of `queue` in the vhost of `settings` (depth, consumers, rates),
+/// or `None` when there is no such queue.
+pub async fn queue_info(
+    settings: &ConnectionSettings,
+    queue: &str,
+) -> Result<Option<serde_json::Value>, NuropbError> {
+    let (settings, queue) = (settings.clone(), queue.to_owned());
+    blocking(move || management::queue_blocking(&settings, &queue)).await
+}
+
 /// An event-only participant (Python's `MeshService`): a service with no methods that calls
 /// `callback` for each event on its subscriptions.
 pub async fn mesh_service<F, Fut>(

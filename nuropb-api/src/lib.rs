@@ -105,6 +105,11 @@ impl Connector {
         &self.settings
     }
 
+    /// The names of the mesh's exchanges and dead-letter queue.
+    pub fn mesh_names(&self) -> &MeshNames {
+        &self.names
+    }
+
     /// Other names for the mesh's exchanges and dead-letter queue.
     pub fn names(mut self, names: MeshNames) -> Self {
         self.names = names;
