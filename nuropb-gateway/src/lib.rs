@@ -1,0 +1,267 @@
+//! The NuroPb mesh for browsers and REST consumers: a WebSocket at `/websocket` (compatible
+//! with Python's `nuropb-gw` 0.1.4 frames, and beyond them commands, event subscriptions and
+//! describe), an HTTP API under `/api`, Server-Sent Events, an OpenAPI document made from the
+//! services' own descriptions, Prometheus metrics and a web console — an axum [`Router`] to
+//! serve alone or to mount in an application.
+//!
+//! ```no_run
+//! use nuropb_gateway::{Gateway, Identity};
+//! use nuropb_tokio::{ConnectionSettings, NuropbError};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let settings = ConnectionSettings::from_url("amqp://guest:guest@127.0.0.1:5672/nuropb")?;
+//! let gateway = Gateway::builder(nuropb_tokio::connector(settings))
+//!     // Any identity provider: a token in, who it is out.
+//!     .authorize(|token: String| async move {
+//!         if token == "let-me-in" {
+//!             Ok(Identity::new("user-1"))
+//!         } else {
+//!             Err(NuropbError::new(nuropb_tokio::ErrorKind::Authentication, "unknown token"))
+//!         }
+//!     })
+//!     .allow_origin("https://app.example.com")
+//!     .service("orders")
+//!     .start()
+//!     .await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! gateway.serve(listener).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: [`mesh`](crate) (every call on the mesh), `catalog` (descriptions, so which methods
+//! may be called), `state` (what routes share: identify, admit, context), `socket` and
+//! `frames` (the WebSocket), `http` (the REST routes and event streams), `events` (the hub
+//! fanning mesh events out), `openapi`, `metrics`, `console`, and the bounds in [`Limits`].
+#![forbid(unsafe_code)]
+
+mod auth;
+mod catalog;
+mod config;
+mod console;
+mod error;
+mod events;
+mod frames;
+mod http;
+mod jwt;
+mod mesh;
+mod metrics;
+mod openapi;
+mod origin;
+mod rate;
+mod socket;
+mod state;
+mod topic;
+
+pub use auth::{Authorizer, Identity, strip_bearer};
+pub use config::Limits;
+pub use jwt::JwtVerifier;
+pub use socket::CLOSE_EXPIRED;
+
+use axum::Router;
+use axum::routing::{get, post};
+use events::Hub;
+use nuropb_tokio::{Connector, ErrorKind, NuropbError};
+use state::Shared;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Sets a gateway up; [`GatewayBuilder::start`] connects it to the mesh.
+#[must_use]
+pub struct GatewayBuilder {
+    connector: Connector,
+    authorizer: Option<Authorizer>,
+    anonymous: bool,
+    origins: Vec<String>,
+    limits: Limits,
+    services: Vec<String>,
+    events: Vec<String>,
+}
+
+impl std::fmt::Debug for GatewayBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayBuilder")
+            .field("anonymous", &self.anonymous)
+            .field("origins", &self.origins)
+            .field("services", &self.services)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayBuilder {
+    /// Verifies tokens with `hook`: a token (without `Bearer `) in, its [`Identity`] out.
+    pub fn authorize<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Identity, NuropbError>> + Send + 'static,
+    {
+        self.authorizer = Some(auth::authorizer(hook));
+        self
+    }
+
+    /// Verifies tokens with `authorizer` (e.g. [`JwtVerifier::authorizer`]).
+    pub fn authorizer(mut self, authorizer: Authorizer) -> Self {
+        self.authorizer = Some(authorizer);
+        self
+    }
+
+    /// Lets clients without a token in, as anonymous. Without an authorize hook too, tokens
+    /// that clients do send are passed on to services unverified, for services' own authorize
+    /// hooks to check.
+    pub fn allow_anonymous(mut self, yes: bool) -> Self {
+        self.anonymous = yes;
+        self
+    }
+
+    /// Lets pages of `origin` (`scheme://host[:port]`, matched exactly) use the gateway from a
+    /// browser; the gateway's own origin always may.
+    pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origins.push(origin.into());
+        self
+    }
+
+    /// Sets the bounds.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Names a service that the OpenAPI document and the console show.
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.services.push(name.into());
+        self
+    }
+
+    /// The topic patterns of mesh events clients may receive (`#`, all, by default); none to
+    /// receive no events.
+    pub fn events(mut self, patterns: Vec<String>) -> Self {
+        self.events = patterns;
+        self
+    }
+
+    /// Connects to the mesh. Refused without an authorize hook unless anonymous clients are
+    /// allowed, and for an event pattern that is not one.
+    pub async fn start(self) -> Result<Gateway, NuropbError> {
+        if self.authorizer.is_none() && !self.anonymous {
+            return Err(NuropbError::new(
+                ErrorKind::Validation,
+                "the gateway needs an authorize hook, or anonymous clients allowed",
+            ));
+        }
+        for pattern in &self.events {
+            topic::check(pattern, true).map_err(|e| NuropbError::new(ErrorKind::Validation, e))?;
+        }
+        let hub = Arc::new(Hub::default());
+        let fan_out = hub.clone();
+        let mesh = mesh::Mesh::connect(&self.connector, self.events, move |event| {
+            fan_out.publish(event)
+        })
+        .await?;
+        let shared = Shared::new(
+            mesh,
+            hub,
+            self.limits,
+            self.authorizer,
+            self.anonymous,
+            origin::Origins {
+                allowed: self.origins,
+            },
+            self.services,
+        );
+        Ok(Gateway {
+            shared: Arc::new(shared),
+        })
+    }
+}
+
+/// A gateway connected to the mesh: its [`Router`] serves the routes.
+#[derive(Clone)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("services", &self.shared.services)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A gateway on the mesh `connector` reaches.
+    pub fn builder(connector: Connector) -> GatewayBuilder {
+        GatewayBuilder {
+            connector,
+            authorizer: None,
+            anonymous: false,
+            origins: Vec::new(),
+            limits: Limits::default(),
+            services: Vec::new(),
+            events: vec!["#".to_owned()],
+        }
+    }
+
+    /// The routes, with CORS for the allowed origins: mount them in an application
+    /// (`app.merge(gateway.router())`), or serve them with [`Gateway::serve`]. Serve them with
+    /// connect info (`into_make_service_with_connect_info::<SocketAddr>()`) so that anonymous
+    /// clients are rate-limited by address.
+    pub fn router(&self) -> Router {
+        let origins: Vec<_> = self
+            .shared
+            .origins
+            .allowed
+            .iter()
+            .filter_map(|o| o.parse().ok())
+            .collect();
+        let cors = CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+            .allow_headers([
+                axum::http::header::AUTHORIZATION,
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderName::from_static("x-trace-id"),
+            ])
+            .expose_headers([axum::http::HeaderName::from_static("x-trace-id")])
+            .allow_credentials(true);
+        Router::new()
+            .route("/", get(console::index))
+            .route("/console.js", get(console::script))
+            .route("/console.css", get(console::style))
+            .route("/services", get(console::services))
+            .route("/websocket", get(socket::upgrade))
+            .route("/healthz", get(http::healthz))
+            .route("/readyz", get(http::readyz))
+            .route("/metrics", get(http::metrics))
+            .route("/openapi.json", get(openapi::openapi))
+            .route("/api/events", get(http::events))
+            .route("/api/events/{topic}", post(http::publish))
+            .route("/api/{service}", get(http::describe))
+            .route("/api/{service}/{method}", post(http::request))
+            .route("/api/{service}/{method}/command", post(http::command))
+            .layer(cors)
+            .with_state(self.shared.clone())
+    }
+
+    /// Serves the routes on `listener` until the process ends.
+    pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        axum::serve(
+            listener,
+            self.router()
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    }
+
+    /// WebSockets open now.
+    pub fn open_sockets(&self) -> i64 {
+        self.shared.metrics.open_sockets()
+    }
+
+    /// Closes the mesh connection.
+    pub async fn shutdown(&self) {
+        self.shared.mesh.shutdown().await;
+    }
+}
