@@ -221,7 +221,8 @@ impl Shared {
         outcome
     }
 
-    /// Publishes an event for `caller`; its correlation id.
+    /// Publishes an event for `caller`; its correlation id. Its context names the user but
+    /// carries no token: an event goes to every subscriber.
     pub(crate) fn publish(
         &self,
         caller: &Caller,
@@ -231,7 +232,8 @@ impl Shared {
         trace_id: String,
     ) -> Result<String, Refusal> {
         crate::topic::check(topic, false).map_err(Refusal::invalid)?;
-        let context = self.context(caller, context)?;
+        let mut context = self.context(caller, context)?;
+        context.retain(|k, _| !is_token_key(k));
         self.mesh
             .publish(topic, event, context, Some(trace_id))
             .map_err(Refusal::from)
