@@ -105,3 +105,97 @@ impl JwtVerifier {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    const SECRET: &[u8] = b"thirty-two bytes of secret, or more";
+    /// A P-256 key made for these tests only.
+    const EC_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgIecqvJYUMm0cOYWB
+Pz1o4MvSf78IbBbiUpWloBlJ6P2hRANCAAR3pw0+fFg2iC0nowhDTxakwG87wCxb
+sITfw0994rd+w2wSLES/APuWzAYOJn0JyZ9HegpVu8l87iMb1Jemq1ES
+-----END PRIVATE KEY-----
+";
+    const EC_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEd6cNPnxYNogtJ6MIQ08WpMBvO8As
+W7CE38NPfeK3fsNsEixEvwD7lswGDiZ9CcmfR3oKVbvJfO4jG9SXpqtREg==
+-----END PUBLIC KEY-----
+";
+
+    fn now() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    fn hs(claims: Value) -> String {
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn refusal(verifier: &JwtVerifier, token: &str) -> String {
+        let e = verifier.verify(token).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Authentication);
+        assert!(!e.description.contains(token), "the token is never echoed");
+        e.description
+    }
+
+    #[test]
+    fn hs256_checks_signature_exp_and_nbf() {
+        let v = JwtVerifier::hs256(SECRET).unwrap();
+        let id = v
+            .verify(&hs(json!({"sub": "u1", "exp": now() + 60})))
+            .unwrap();
+        assert_eq!(id.user_id.as_deref(), Some("u1"));
+        assert!(id.expires_at.is_some());
+        assert!(refusal(&v, &hs(json!({"sub": "u1", "exp": now() - 1}))).contains("Expired"));
+        assert!(
+            refusal(&v, &hs(json!({"sub": "u1", "exp": now() + 60, "nbf": now() + 30})))
+                .contains("Immature")
+        );
+        assert!(refusal(&v, &hs(json!({"sub": "u1"}))).contains("exp"));
+        refusal(&v, &hs(json!({"exp": now() + 60})));
+        let other = JwtVerifier::hs256(b"another secret that is long enough!!").unwrap();
+        assert!(refusal(&other, &hs(json!({"sub": "u1", "exp": now() + 60}))).contains("Signature"));
+        assert!(JwtVerifier::hs256(b"short").is_err());
+    }
+
+    #[test]
+    fn rs256_and_es256_from_public_keys_in_pem() {
+        let rsa = nuropb_proto::crypto::keys::generate(2048).unwrap();
+        let private = nuropb_proto::crypto::keys::private_key_to_pem(&rsa).unwrap();
+        let public =
+            nuropb_proto::crypto::keys::public_key_to_pem(&rsa.to_public_key()).unwrap();
+        let claims = json!({"sub": "r1", "exp": now() + 60});
+        let token = encode(
+            &Header::new(Algorithm::RS256),
+            &claims,
+            &EncodingKey::from_rsa_pem(private.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let v = JwtVerifier::public_key_pem(public.as_bytes()).unwrap();
+        assert_eq!(v.verify(&token).unwrap().user_id.as_deref(), Some("r1"));
+        // An HS256 token cannot pass as RS256 (no algorithm confusion).
+        refusal(&v, &hs(claims.clone()));
+
+        let token = encode(
+            &Header::new(Algorithm::ES256),
+            &claims,
+            &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let v = JwtVerifier::public_key_pem(EC_PUBLIC.as_bytes()).unwrap();
+        assert_eq!(v.verify(&token).unwrap().user_id.as_deref(), Some("r1"));
+        assert!(JwtVerifier::public_key_pem(b"not a key").is_err());
+    }
+}
