@@ -41,6 +41,11 @@ pub(crate) async fn style() -> Response {
     file("text/css; charset=utf-8", STYLE)
 }
 
+/// `GET /favicon.ico`: none (204), rather than a 404 in every browser's console.
+pub(crate) async fn favicon() -> Response {
+    axum::http::StatusCode::NO_CONTENT.into_response()
+}
+
 /// `GET /services`: the services the gateway was told to show.
 pub(crate) async fn services(State(gw): State<Arc<Shared>>) -> Response {
     axum::Json(&gw.services).into_response()

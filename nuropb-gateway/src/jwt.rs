@@ -160,13 +160,18 @@ W7CE38NPfeK3fsNsEixEvwD7lswGDiZ9CcmfR3oKVbvJfO4jG9SXpqtREg==
         assert!(id.expires_at.is_some());
         assert!(refusal(&v, &hs(json!({"sub": "u1", "exp": now() - 1}))).contains("Expired"));
         assert!(
-            refusal(&v, &hs(json!({"sub": "u1", "exp": now() + 60, "nbf": now() + 30})))
-                .contains("Immature")
+            refusal(
+                &v,
+                &hs(json!({"sub": "u1", "exp": now() + 60, "nbf": now() + 30}))
+            )
+            .contains("Immature")
         );
         assert!(refusal(&v, &hs(json!({"sub": "u1"}))).contains("exp"));
         refusal(&v, &hs(json!({"exp": now() + 60})));
         let other = JwtVerifier::hs256(b"another secret that is long enough!!").unwrap();
-        assert!(refusal(&other, &hs(json!({"sub": "u1", "exp": now() + 60}))).contains("Signature"));
+        assert!(
+            refusal(&other, &hs(json!({"sub": "u1", "exp": now() + 60}))).contains("Signature")
+        );
         assert!(JwtVerifier::hs256(b"short").is_err());
     }
 
@@ -174,8 +179,7 @@ W7CE38NPfeK3fsNsEixEvwD7lswGDiZ9CcmfR3oKVbvJfO4jG9SXpqtREg==
     fn rs256_and_es256_from_public_keys_in_pem() {
         let rsa = nuropb_proto::crypto::keys::generate(2048).unwrap();
         let private = nuropb_proto::crypto::keys::private_key_to_pem(&rsa).unwrap();
-        let public =
-            nuropb_proto::crypto::keys::public_key_to_pem(&rsa.to_public_key()).unwrap();
+        let public = nuropb_proto::crypto::keys::public_key_to_pem(&rsa.to_public_key()).unwrap();
         let claims = json!({"sub": "r1", "exp": now() + 60});
         let token = encode(
             &Header::new(Algorithm::RS256),

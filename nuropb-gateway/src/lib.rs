@@ -230,6 +230,7 @@ impl Gateway {
             .route("/", get(console::index))
             .route("/console.js", get(console::script))
             .route("/console.css", get(console::style))
+            .route("/favicon.ico", get(console::favicon))
             .route("/services", get(console::services))
             .route("/websocket", get(socket::upgrade))
             .route("/healthz", get(http::healthz))

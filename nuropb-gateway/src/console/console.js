@@ -92,7 +92,7 @@
       const li = document.createElement("li");
       li.className = "pick";
       li.dataset.method = name;
-      li.textContent = name + (spec.requires_encryption ? " 🔒" : "");
+      li.textContent = name + (spec.requires_encryption ? " (encrypted)" : "");
       li.title = spec.description || "";
       li.onclick = () => pick(service, name, spec);
       ul.append(li);
