@@ -51,6 +51,24 @@ pub(crate) struct GatewayArgs {
     /// How long a request waits for its response, in seconds.
     #[arg(long, default_value_t = 60.0)]
     request_timeout: f64,
+    /// Threads serving clients and the mesh: 1 (a current-thread runtime, the fastest where the
+    /// broker shares a few cores) or more (a multi-thread runtime).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) threads: u16,
+}
+
+/// The runtime for `threads`: current-thread for one, multi-thread for more.
+pub(crate) fn runtime(threads: u16) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(threads))
+            .enable_all()
+            .build()
+    }
 }
 
 fn read(what: &str, path: &PathBuf) -> Result<Vec<u8>, Failure> {

@@ -100,7 +100,11 @@ impl Catalog {
         method: &str,
     ) -> Result<bool, Refusal> {
         check_name("method", method)?;
-        let description = self.describe(mesh, service, false).await?;
+        check_name("service", service)?;
+        let description = match self.cached(service) {
+            Some(entry) if entry.fetched.elapsed() < self.ttl => entry.description,
+            _ => Box::pin(self.describe(mesh, service, false)).await?,
+        };
         if let Some(m) = description.methods.get(method) {
             return Ok(m.requires_encryption);
         }
@@ -109,7 +113,8 @@ impl Catalog {
             .cached(service)
             .is_some_and(|e| e.fetched.elapsed() < REFRESH_AT_MOST_EVERY);
         if !recent {
-            let description = self.describe(mesh, service, true).await?;
+            // Boxed: the rare path, kept out of every request's future.
+            let description = Box::pin(self.describe(mesh, service, true)).await?;
             if let Some(m) = description.methods.get(method) {
                 return Ok(m.requires_encryption);
             }

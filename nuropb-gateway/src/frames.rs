@@ -72,28 +72,24 @@ pub(crate) struct Bad {
 /// The longest trace id or client id the gateway takes.
 const MAX_ID_BYTES: usize = 128;
 
-fn field<'a>(payload: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    payload.get(name).filter(|v| !v.is_null())
-}
-
-fn text(payload: &Map<String, Value>, name: &str) -> Result<String, String> {
-    match field(payload, name) {
-        Some(Value::String(s)) => Ok(s.clone()),
+fn text(payload: &mut Map<String, Value>, name: &str) -> Result<String, String> {
+    match payload.remove(name).filter(|v| !v.is_null()) {
+        Some(Value::String(s)) => Ok(s),
         Some(other) => Err(format!(
             "payload.{name} must be a string, not {}",
-            kind(other)
+            kind(&other)
         )),
         None => Err(format!("payload.{name} is missing")),
     }
 }
 
-fn object(payload: &Map<String, Value>, name: &str) -> Result<Object, String> {
-    match field(payload, name) {
-        Some(Value::Object(o)) => Ok(o.clone()),
+fn object(payload: &mut Map<String, Value>, name: &str) -> Result<Object, String> {
+    match payload.remove(name).filter(|v| !v.is_null()) {
+        Some(Value::Object(o)) => Ok(o),
         None => Ok(Object::new()),
         Some(other) => Err(format!(
             "payload.{name} must be an object, not {}",
-            kind(other)
+            kind(&other)
         )),
     }
 }
@@ -110,24 +106,24 @@ fn kind(value: &Value) -> &'static str {
 }
 
 /// The trace id of a payload, or a new one (as nuropb-gw makes one).
-fn trace_id(payload: &Map<String, Value>) -> Result<String, String> {
-    match field(payload, "trace_id") {
+fn trace_id(payload: &mut Map<String, Value>) -> Result<String, String> {
+    match payload.remove("trace_id").filter(|v| !v.is_null()) {
         None => Ok(nuropb_tokio::random_hex()),
         Some(Value::String(s)) if s.len() <= MAX_ID_BYTES && !s.chars().any(char::is_control) => {
-            Ok(s.clone())
+            Ok(s)
         }
         Some(Value::String(_)) => Err(format!(
             "payload.trace_id must be at most {MAX_ID_BYTES} bytes of text"
         )),
         Some(other) => Err(format!(
             "payload.trace_id must be a string, not {}",
-            kind(other)
+            kind(&other)
         )),
     }
 }
 
-fn call(payload: &Map<String, Value>, trace_id: String) -> Result<CallFrame, String> {
-    let timeout = match field(payload, "timeout") {
+fn call(payload: &mut Map<String, Value>, trace_id: String) -> Result<CallFrame, String> {
+    let timeout = match payload.get("timeout").filter(|v| !v.is_null()) {
         None => None,
         Some(Value::Number(n)) => match n.as_f64() {
             Some(s) if s > 0.0 && s.is_finite() => Some(Duration::from_secs_f64(s.min(3600.0))),
@@ -150,8 +146,76 @@ fn call(payload: &Map<String, Value>, trace_id: String) -> Result<CallFrame, Str
     })
 }
 
+/// A `request` or `command` frame as it usually comes, read straight into its parts (no
+/// intermediate maps); anything unusual goes to [`parse`]'s general path, which says what is
+/// wrong.
+#[derive(serde::Deserialize)]
+struct Fast<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    id: Option<Value>,
+    payload: FastPayload,
+}
+
+#[derive(serde::Deserialize)]
+struct FastPayload {
+    service: String,
+    method: String,
+    #[serde(default)]
+    params: Option<Object>,
+    #[serde(default)]
+    context: Option<Object>,
+    #[serde(default)]
+    trace_id: Option<String>,
+    #[serde(default)]
+    timeout: Option<f64>,
+}
+
+fn fast(text_frame: &str) -> Option<Frame> {
+    let frame: Fast<'_> = serde_json::from_str(text_frame).ok()?;
+    let id_ok = match &frame.id {
+        None | Some(Value::Number(_)) => true,
+        Some(Value::String(s)) => s.len() <= MAX_ID_BYTES,
+        Some(_) => false,
+    };
+    let p = frame.payload;
+    let trace_ok = p
+        .trace_id
+        .as_ref()
+        .is_none_or(|t| t.len() <= MAX_ID_BYTES && !t.chars().any(char::is_control));
+    let timeout = match p.timeout {
+        None => None,
+        Some(s) if s > 0.0 && s.is_finite() => Some(Duration::from_secs_f64(s.min(3600.0))),
+        Some(_) => return None,
+    };
+    if !id_ok || !trace_ok {
+        return None;
+    }
+    let call = CallFrame {
+        service: p.service,
+        method: p.method,
+        params: p.params.unwrap_or_default(),
+        context: p.context.unwrap_or_default(),
+        trace_id: p.trace_id.unwrap_or_else(nuropb_tokio::random_hex),
+        timeout,
+    };
+    let inbound = match frame.kind.as_ref() {
+        "request" => Inbound::Request(call),
+        "command" => Inbound::Command(call),
+        _ => return None,
+    };
+    Some(Frame {
+        id: frame.id.filter(|v| !v.is_null()),
+        inbound,
+    })
+}
+
 /// Reads a client's frame.
 pub(crate) fn parse(text_frame: &str) -> Result<Frame, Box<Bad>> {
+    if let Some(frame) = fast(text_frame) {
+        return Ok(frame);
+    }
     let bad = |id, trace_id, refusal, request| {
         Box::new(Bad {
             id,
@@ -210,7 +274,7 @@ pub(crate) fn parse(text_frame: &str) -> Result<Frame, Box<Bad>> {
         None => return Err(bad(id, None, Refusal::invalid("type is missing"), false)),
     };
     let request = kind_name == "request";
-    let payload = match frame.remove("payload") {
+    let mut payload = match frame.remove("payload") {
         Some(Value::Object(p)) => p,
         None | Some(Value::Null) => Map::new(),
         Some(other) => {
@@ -223,7 +287,7 @@ pub(crate) fn parse(text_frame: &str) -> Result<Frame, Box<Bad>> {
         }
     };
     let trace = if matches!(kind_name.as_str(), "request" | "command" | "publish") {
-        match trace_id(&payload) {
+        match trace_id(&mut payload) {
             Ok(t) => Some(t),
             Err(e) => return Err(bad(id, None, Refusal::invalid(e), request)),
         }
@@ -231,20 +295,20 @@ pub(crate) fn parse(text_frame: &str) -> Result<Frame, Box<Bad>> {
         None
     };
     let inbound = match kind_name.as_str() {
-        "request" => call(&payload, trace.clone().unwrap_or_default()).map(Inbound::Request),
-        "command" => call(&payload, trace.clone().unwrap_or_default()).map(Inbound::Command),
-        "publish" => text(&payload, "topic").and_then(|topic| {
+        "request" => call(&mut payload, trace.clone().unwrap_or_default()).map(Inbound::Request),
+        "command" => call(&mut payload, trace.clone().unwrap_or_default()).map(Inbound::Command),
+        "publish" => text(&mut payload, "topic").and_then(|topic| {
             Ok(Inbound::Publish {
                 topic,
-                event: payload.get("event").cloned().unwrap_or(Value::Null),
-                context: object(&payload, "context")?,
+                event: payload.remove("event").unwrap_or(Value::Null),
+                context: object(&mut payload, "context")?,
                 trace_id: trace.clone().unwrap_or_default(),
             })
         }),
-        "subscribe" => text(&payload, "topic").map(Inbound::Subscribe),
-        "unsubscribe" => text(&payload, "topic").map(Inbound::Unsubscribe),
-        "describe" => text(&payload, "service").map(Inbound::Describe),
-        "authenticate" => text(&payload, "token").map(Inbound::Authenticate),
+        "subscribe" => text(&mut payload, "topic").map(Inbound::Subscribe),
+        "unsubscribe" => text(&mut payload, "topic").map(Inbound::Unsubscribe),
+        "describe" => text(&mut payload, "service").map(Inbound::Describe),
+        "authenticate" => text(&mut payload, "token").map(Inbound::Authenticate),
         other => Err(format!(
             "unknown frame type {other:?}; the gateway takes request, command, publish, subscribe, unsubscribe, describe and authenticate"
         )),

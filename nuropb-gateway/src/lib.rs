@@ -28,6 +28,53 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # The WebSocket at `/websocket`
+//!
+//! Frames are JSON objects `{"type", "payload"}` with an optional client-chosen `id` that every
+//! reply echoes. On open (once authenticated) the gateway sends nuropb-gw's hello:
+//! `{"type": "event", "payload": {"topic": "hello", "event": {"session_id", "user_id", "username"}}}`.
+//!
+//! | client sends | payload | the gateway answers |
+//! |---|---|---|
+//! | `request` | `service`, `method`, `params`, `trace_id`, `context`, `timeout` (s) | `response` `{trace_id, result, error}` |
+//! | `command` | `service`, `method`, `params`, `trace_id`, `context` | `accepted` `{correlation_id, trace_id}` |
+//! | `publish` | `topic`, `event`, `trace_id`, `context` | `accepted` `{correlation_id, trace_id}` |
+//! | `subscribe` / `unsubscribe` | `topic`: a pattern, `*` one word, `#` any | `subscribed` / `unsubscribed` `{topic}` |
+//! | `describe` | `service` | `description` `{service, description}` |
+//! | `authenticate` | `token` | `authenticated` `{user_id, username, expires_at}`, then the hello |
+//!
+//! Mesh events on a subscribed pattern arrive as `{"type": "event", "payload": {"topic",
+//! "event", "context", "trace_id"}}` — once per socket however many of its patterns match, with
+//! token keys taken out of the publisher's context, and only to the users named when the
+//! event's target is a list of user ids. Requests of one socket run concurrently. A frame
+//! that cannot be taken (not JSON, an unknown type, a field of the wrong type, too large, over
+//! the rate) is answered with `{"type": "error", "payload": {"error", "description"}}`, the
+//! error dict also at the top level as nuropb-gw sends it — or, for a request, with a
+//! `response` carrying the error — and the socket lives on.
+//!
+//! The token comes from the `Authorization` header (`Bearer TOKEN`, or nuropb-gw's
+//! `Bearer :TOKEN`), an `Authorization` cookie, a `Sec-WebSocket-Protocol` of `bearer.TOKEN`
+//! offered next to `nuropb` (browsers cannot set headers on a WebSocket), or an `authenticate`
+//! frame within [`Limits::authenticate_within`]. Services get it as
+//! `context["Authorization"] = "Bearer TOKEN"` — the key NuroPb's authorize hooks read — with
+//! `context["user_id"]`; a client's own context may set neither. A socket is closed with code
+//! [`CLOSE_EXPIRED`] (4001) when its token expires; an `authenticate` frame with a fresh token
+//! for the same user moves that on.
+//!
+//! # HTTP
+//!
+//! `POST /api/{service}/{method}` with the params as the JSON body answers 200 and the result;
+//! an error answers the NuroPb error dict with the status that fits (validation and message 400,
+//! authentication 401, authorization 403, not delivered or an unknown method 404, rate 429 with
+//! `Retry-After`, timeout 504, anything else 500). `POST /api/{service}/{method}/command` and
+//! `POST /api/events/{topic}` answer 202; `GET /api/{service}` the description; `GET
+//! /api/events?topic=PATTERN` streams events as Server-Sent Events; `GET /openapi.json` is an
+//! OpenAPI 3.1 document made from the named services' describe; `/healthz`, `/readyz` (ready
+//! while the mesh connection is) and `/metrics` (Prometheus). `/` is the web console.
+//!
+//! Only methods a service describes can be called: hidden ones are refused at the gateway,
+//! whether the service would refuse them or not.
+//!
 //! Layout: [`mesh`](crate) (every call on the mesh), `catalog` (descriptions, so which methods
 //! may be called), `state` (what routes share: identify, admit, context), `socket` and
 //! `frames` (the WebSocket), `http` (the REST routes and event streams), `events` (the hub

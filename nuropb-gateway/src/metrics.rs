@@ -47,10 +47,48 @@ const BUCKETS: [f64; 12] = [
 /// The most (service, method, status) series kept; calls past it count under `(other)`.
 const MAX_SERIES: usize = 10_000;
 
+/// Counts by service, then method, then status; `len` series in all.
+#[derive(Debug, Default)]
+struct Series {
+    by_service: HashMap<String, HashMap<String, HashMap<u16, u64>>>,
+    len: usize,
+}
+
+impl Series {
+    fn add(&mut self, service: &str, method: &str, status: u16) {
+        if let Some(n) = self
+            .by_service
+            .get_mut(service)
+            .and_then(|m| m.get_mut(method))
+            .and_then(|s| s.get_mut(&status))
+        {
+            *n += 1;
+            return;
+        }
+        let (service, method) = if self.len < MAX_SERIES {
+            (service, method)
+        } else {
+            ("(other)", "(other)")
+        };
+        let n = self
+            .by_service
+            .entry(service.to_owned())
+            .or_default()
+            .entry(method.to_owned())
+            .or_default()
+            .entry(status)
+            .or_insert_with(|| 0);
+        if *n == 0 {
+            self.len += 1;
+        }
+        *n += 1;
+    }
+}
+
 /// The gateway's counters.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
-    requests: Mutex<HashMap<(String, String, u16), u64>>,
+    requests: Mutex<Series>,
     buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -63,20 +101,16 @@ impl Metrics {
     /// A call of `service.method` answered with `status` after `elapsed`.
     pub(crate) fn request(&self, service: &str, method: &str, status: u16, elapsed: Duration) {
         if let Ok(mut requests) = self.requests.lock() {
-            let key = (service.to_owned(), method.to_owned(), status);
-            if requests.len() < MAX_SERIES || requests.contains_key(&key) {
-                *requests.entry(key).or_default() += 1;
-            } else {
-                *requests
-                    .entry(("(other)".into(), "(other)".into(), status))
-                    .or_default() += 1;
-            }
+            requests.add(service, method, status);
         }
+        // Each bucket counts its own range; render sums them up.
         let seconds = elapsed.as_secs_f64();
-        for (bucket, bound) in self.buckets.iter().zip(BUCKETS) {
-            if seconds <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(bucket) = BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .and_then(|i| self.buckets.get(i))
+        {
+            bucket.fetch_add(1, Ordering::Relaxed);
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_sum_us
@@ -111,9 +145,17 @@ impl Metrics {
         out.push_str("# HELP nuropb_gateway_requests_total Requests through the gateway, by service, method and HTTP status.\n");
         out.push_str("# TYPE nuropb_gateway_requests_total counter\n");
         if let Ok(requests) = self.requests.lock() {
-            let mut series: Vec<_> = requests.iter().collect();
+            let mut series: Vec<(&String, &String, &u16, &u64)> = requests
+                .by_service
+                .iter()
+                .flat_map(|(s, methods)| {
+                    methods.iter().flat_map(move |(m, statuses)| {
+                        statuses.iter().map(move |(status, n)| (s, m, status, n))
+                    })
+                })
+                .collect();
             series.sort();
-            for ((service, method, status), n) in series {
+            for (service, method, status, n) in series {
                 let _ = writeln!(
                     out,
                     "nuropb_gateway_requests_total{{service=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
@@ -126,11 +168,12 @@ impl Metrics {
             "# HELP nuropb_gateway_request_seconds Time from a request's arrival to its answer.\n",
         );
         out.push_str("# TYPE nuropb_gateway_request_seconds histogram\n");
+        let mut cumulative = 0;
         for (bucket, bound) in self.buckets.iter().zip(BUCKETS) {
+            cumulative += bucket.load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
-                "nuropb_gateway_request_seconds_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
+                "nuropb_gateway_request_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
             );
         }
         let count = self.latency_count.load(Ordering::Relaxed);

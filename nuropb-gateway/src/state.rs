@@ -37,16 +37,22 @@ pub(crate) struct Shared {
 #[derive(Clone, Debug)]
 pub(crate) struct Caller {
     pub(crate) identity: Identity,
-    pub(crate) token: Option<String>,
-    pub(crate) address: String,
+    /// `Bearer TOKEN`, as services get it.
+    bearer: Option<String>,
+    /// The key of its rate-limit bucket: the user, or the address when anonymous.
+    rate_key: String,
 }
 
 impl Caller {
-    /// The key of its rate-limit bucket: the user, or the address when anonymous.
-    pub(crate) fn rate_key(&self) -> String {
-        match &self.identity.user_id {
+    fn new(identity: Identity, token: Option<&str>, address: &str) -> Caller {
+        let rate_key = match &identity.user_id {
             Some(user) => format!("user:{user}"),
-            None => format!("addr:{}", self.address),
+            None => format!("addr:{address}"),
+        };
+        Caller {
+            bearer: token.map(|t| format!("Bearer {t}")),
+            identity,
+            rate_key,
         }
     }
 }
@@ -111,11 +117,7 @@ impl Shared {
             _ => Ok(Identity::anonymous()),
         };
         match identity {
-            Ok(identity) => Ok(Caller {
-                identity,
-                token,
-                address: address.to_owned(),
-            }),
+            Ok(identity) => Ok(Caller::new(identity, token.as_deref(), address)),
             Err(refusal) => {
                 self.metrics.refused(Reason::Authentication);
                 // Failed attempts count against the address, so guessing is slow.
@@ -128,7 +130,7 @@ impl Shared {
     /// Takes one unit of `caller`'s rate.
     pub(crate) fn admit(&self, caller: &Caller) -> Result<(), Refusal> {
         self.rate
-            .take(&caller.rate_key(), Instant::now())
+            .take(&caller.rate_key, Instant::now())
             .map_err(|seconds| {
                 self.metrics.refused(Reason::RateLimit);
                 Refusal::rate_limited(seconds)
@@ -146,11 +148,8 @@ impl Shared {
                 "the context key {key:?} is set by the gateway, not by clients"
             )));
         }
-        if let Some(token) = &caller.token {
-            own.insert(
-                "Authorization".into(),
-                Value::String(format!("Bearer {token}")),
-            );
+        if let Some(bearer) = &caller.bearer {
+            own.insert("Authorization".into(), Value::String(bearer.clone()));
         }
         if let Some(user) = &caller.identity.user_id {
             own.insert("user_id".into(), Value::String(user.clone()));
