@@ -30,7 +30,7 @@ pub(crate) struct GatewayArgs {
     #[arg(long = "service", value_name = "NAME")]
     services: Vec<String>,
     /// A web origin allowed to use the gateway from a browser, matched exactly, e.g.
-    /// https://app.example.com (repeatable; the gateway's own origin always is).
+    /// `https://app.example.com` (repeatable; the gateway's own origin always is).
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     origins: Vec<String>,
     /// Topic patterns of mesh events clients may subscribe to (repeatable; default all, `#`).

@@ -397,7 +397,16 @@ pub(crate) fn error(id: Option<&Value>, trace_id: Option<&str>, error: &NuropbEr
     .into()
 }
 
-/// Any other reply: `accepted`, `subscribed`, `unsubscribed`, `description`, `authenticated`,
+/// The `accepted` reply to a command or an event: its correlation id and trace id.
+pub(crate) fn accepted(id: Option<&Value>, correlation_id: &str, trace_id: &str) -> Utf8Bytes {
+    frame(
+        "accepted",
+        id,
+        serde_json::json!({"correlation_id": correlation_id, "trace_id": trace_id}),
+    )
+}
+
+/// Any other reply: `subscribed`, `unsubscribed`, `description`, `authenticated`,
 /// and the `hello` event.
 pub(crate) fn reply(kind: &str, id: Option<&Value>, payload: Value) -> Utf8Bytes {
     frame(kind, id, payload)

@@ -157,44 +157,63 @@ fn with_trace(mut response: Response, trace_id: &str) -> Response {
     response
 }
 
-/// `POST /api/{service}/{method}`: 200 and the result.
-pub(crate) async fn request(
-    State(gw): State<Arc<Shared>>,
-    Peer(address): Peer,
-    Path((service, method)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
+/// 202, with the correlation id and trace id of a command or an event.
+fn accepted(correlation_id: &str, trace_id: &str) -> Response {
+    let body = json!({"correlation_id": correlation_id, "trace_id": trace_id});
+    with_trace(
+        (StatusCode::ACCEPTED, axum::Json(body)).into_response(),
+        trace_id,
+    )
+}
+
+/// The parts of a method call over HTTP.
+type MethodCall = (
+    State<Arc<Shared>>,
+    Peer,
+    Path<(String, String)>,
+    HeaderMap,
+    Body,
+);
+
+/// Calls the method (`command` false: 200 and the result) or sends it as a command (202).
+async fn method_call(
+    (State(gw), Peer(address), Path((service, method)), headers, body): MethodCall,
+    command: bool,
 ) -> Response {
     let outcome = async {
         let caller = caller(&gw, &headers, &address).await?;
         let frame = call_frame(&gw, &headers, body, service, method).await?;
         let trace_id = frame.trace_id.clone();
+        if command {
+            let correlation_id = gw.command(&caller, frame).await?;
+            return Ok(accepted(&correlation_id, &trace_id));
+        }
         let result = gw.request(&caller, frame).await?;
         Ok::<_, Refusal>(with_trace(axum::Json(result).into_response(), &trace_id))
     };
     outcome.await.unwrap_or_else(refusal_response)
 }
 
-/// `POST /api/{service}/{method}/command`: 202 and the correlation id.
-pub(crate) async fn command(
-    State(gw): State<Arc<Shared>>,
-    Peer(address): Peer,
-    Path((service, method)): Path<(String, String)>,
+/// `POST /api/{service}/{method}`: 200 and the result.
+pub(crate) async fn request(
+    gw: State<Arc<Shared>>,
+    peer: Peer,
+    path: Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let outcome = async {
-        let caller = caller(&gw, &headers, &address).await?;
-        let frame = call_frame(&gw, &headers, body, service, method).await?;
-        let trace_id = frame.trace_id.clone();
-        let correlation_id = gw.command(&caller, frame).await?;
-        let body = json!({"correlation_id": correlation_id, "trace_id": trace_id});
-        Ok::<_, Refusal>(with_trace(
-            (StatusCode::ACCEPTED, axum::Json(body)).into_response(),
-            &trace_id,
-        ))
-    };
-    outcome.await.unwrap_or_else(refusal_response)
+    method_call((gw, peer, path, headers, body), false).await
+}
+
+/// `POST /api/{service}/{method}/command`: 202 and the correlation id.
+pub(crate) async fn command(
+    gw: State<Arc<Shared>>,
+    peer: Peer,
+    path: Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    method_call((gw, peer, path, headers, body), true).await
 }
 
 /// `POST /api/events/{topic}`: publishes the body as the event; 202.
@@ -210,11 +229,7 @@ pub(crate) async fn publish(
         let event = json_body(&gw, &headers, body).await?;
         let trace_id = trace_id(&headers)?;
         let correlation_id = gw.publish(&caller, &topic, event, Object::new(), trace_id.clone())?;
-        let body = json!({"correlation_id": correlation_id, "trace_id": trace_id});
-        Ok::<_, Refusal>(with_trace(
-            (StatusCode::ACCEPTED, axum::Json(body)).into_response(),
-            &trace_id,
-        ))
+        Ok::<_, Refusal>(accepted(&correlation_id, &trace_id))
     };
     outcome.await.unwrap_or_else(refusal_response)
 }

@@ -75,7 +75,7 @@
 //! Only methods a service describes can be called: hidden ones are refused at the gateway,
 //! whether the service would refuse them or not.
 //!
-//! Layout: [`mesh`](crate) (every call on the mesh), `catalog` (descriptions, so which methods
+//! Layout: `mesh` (every call on the mesh), `catalog` (descriptions, so which methods
 //! may be called), `state` (what routes share: identify, admit, context), `socket` and
 //! `frames` (the WebSocket), `http` (the REST routes and event streams), `events` (the hub
 //! fanning mesh events out), `openapi`, `metrics`, `console`, and the bounds in [`Limits`].

@@ -329,37 +329,25 @@ impl Socket {
                 let Some(permit) = self.permit() else {
                     return refuse(self, self.too_many());
                 };
-                let (gw, outbox, closer) =
-                    (self.gw.clone(), self.outbox.clone(), self.closer.clone());
-                tokio::spawn(async move {
+                let gw = self.gw.clone();
+                self.answer_later(permit, async move {
                     let trace_id = call.trace_id.clone();
                     let outcome = gw.request(&caller, call).await.map_err(|r| r.error);
-                    let frame = frames::response(id.as_ref(), &trace_id, &outcome);
-                    drop(permit);
-                    if outbox.try_send(Outbound::Frame(frame)).is_err() {
-                        closer.close(SLOW_READER);
-                    }
+                    frames::response(id.as_ref(), &trace_id, &outcome)
                 });
             }
             Inbound::Command(call) => {
                 let Some(permit) = self.permit() else {
                     return refuse(self, self.too_many());
                 };
-                let (gw, outbox, closer) =
-                    (self.gw.clone(), self.outbox.clone(), self.closer.clone());
-                tokio::spawn(async move {
+                let gw = self.gw.clone();
+                self.answer_later(permit, async move {
                     let trace_id = call.trace_id.clone();
-                    let frame = match gw.command(&caller, call).await {
-                        Ok(correlation_id) => frames::reply(
-                            "accepted",
-                            id.as_ref(),
-                            json!({"correlation_id": correlation_id, "trace_id": trace_id}),
-                        ),
+                    match gw.command(&caller, call).await {
+                        Ok(correlation_id) => {
+                            frames::accepted(id.as_ref(), &correlation_id, &trace_id)
+                        }
                         Err(r) => frames::error(id.as_ref(), Some(&trace_id), &r.error),
-                    };
-                    drop(permit);
-                    if outbox.try_send(Outbound::Frame(frame)).is_err() {
-                        closer.close(SLOW_READER);
                     }
                 });
             }
@@ -372,11 +360,9 @@ impl Socket {
                 .gw
                 .publish(&caller, &topic, event, context, trace_id.clone())
             {
-                Ok(correlation_id) => self.push(frames::reply(
-                    "accepted",
-                    id.as_ref(),
-                    json!({"correlation_id": correlation_id, "trace_id": trace_id}),
-                )),
+                Ok(correlation_id) => {
+                    self.push(frames::accepted(id.as_ref(), &correlation_id, &trace_id))
+                }
                 Err(refusal) => refuse(self, refusal),
             },
             Inbound::Subscribe(pattern) => match self.subscribe(&pattern, &caller) {
@@ -407,25 +393,37 @@ impl Socket {
                 let Some(permit) = self.permit() else {
                     return refuse(self, self.too_many());
                 };
-                let (gw, outbox, closer) =
-                    (self.gw.clone(), self.outbox.clone(), self.closer.clone());
-                tokio::spawn(async move {
-                    let frame = match gw.catalog.describe(&gw.mesh, &service, false).await {
+                let gw = self.gw.clone();
+                self.answer_later(permit, async move {
+                    match gw.catalog.describe(&gw.mesh, &service, false).await {
                         Ok(d) => frames::reply(
                             "description",
                             id.as_ref(),
                             json!({"service": service, "description": &*d}),
                         ),
                         Err(r) => frames::error(id.as_ref(), None, &r.error),
-                    };
-                    drop(permit);
-                    if outbox.try_send(Outbound::Frame(frame)).is_err() {
-                        closer.close(SLOW_READER);
                     }
                 });
             }
             Inbound::Authenticate(_) => {}
         }
+    }
+
+    /// Runs `work` as a task of its own, which queues the frame it makes (the socket reads on
+    /// meanwhile), holding `permit` — one of the socket's requests in flight — until then.
+    fn answer_later(
+        &self,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        work: impl std::future::Future<Output = Utf8Bytes> + Send + 'static,
+    ) {
+        let (outbox, closer) = (self.outbox.clone(), self.closer.clone());
+        tokio::spawn(async move {
+            let frame = work.await;
+            drop(permit);
+            if outbox.try_send(Outbound::Frame(frame)).is_err() {
+                closer.close(SLOW_READER);
+            }
+        });
     }
 
     fn permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
