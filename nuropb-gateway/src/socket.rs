@@ -15,12 +15,14 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt};
 use nuropb_tokio::ErrorKind;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// Close code: the token expired, or none was given in time.
@@ -75,7 +77,9 @@ struct Socket {
     address: String,
     outbox: mpsc::Sender<Outbound>,
     closer: Arc<Closer>,
-    in_flight: Arc<Semaphore>,
+    /// The socket's requests, commands and describes in flight: polled by the socket's task,
+    /// which writes each reply as it comes.
+    in_flight: FuturesUnordered<nuropb_tokio::BoxFuture<Utf8Bytes>>,
     subscriptions: Vec<String>,
     opened: Instant,
 }
@@ -85,7 +89,7 @@ async fn serve(mut ws: WebSocket, gw: Arc<Shared>, caller: Option<Caller>, addre
     let mut socket = Socket {
         id: gw.client_id(),
         session_id: nuropb_tokio::random_hex(),
-        in_flight: Arc::new(Semaphore::new(gw.limits.max_in_flight.max(1))),
+        in_flight: FuturesUnordered::new(),
         gw,
         caller: caller.map(Arc::new),
         address,
@@ -124,6 +128,12 @@ async fn serve(mut ws: WebSocket, gw: Arc<Shared>, caller: Option<Caller>, addre
             }
             Some(out) = rx.recv() => {
                 if write(&mut ws, out, &mut rx, socket.gw.limits.write_timeout).await.is_err() {
+                    break;
+                }
+            }
+            Some(reply) = socket.in_flight.next(), if !socket.in_flight.is_empty() => {
+                let reply = Outbound::Frame(reply);
+                if write(&mut ws, reply, &mut rx, socket.gw.limits.write_timeout).await.is_err() {
                     break;
                 }
             }
@@ -326,22 +336,22 @@ impl Socket {
         }
         match inbound {
             Inbound::Request(call) => {
-                let Some(permit) = self.permit() else {
+                if self.in_flight.len() >= self.gw.limits.max_in_flight.max(1) {
                     return refuse(self, self.too_many());
-                };
+                }
                 let gw = self.gw.clone();
-                self.answer_later(permit, async move {
+                self.answer_later(async move {
                     let trace_id = call.trace_id.clone();
                     let outcome = gw.request(&caller, call).await.map_err(|r| r.error);
                     frames::response(id.as_ref(), &trace_id, &outcome)
                 });
             }
             Inbound::Command(call) => {
-                let Some(permit) = self.permit() else {
+                if self.in_flight.len() >= self.gw.limits.max_in_flight.max(1) {
                     return refuse(self, self.too_many());
-                };
+                }
                 let gw = self.gw.clone();
-                self.answer_later(permit, async move {
+                self.answer_later(async move {
                     let trace_id = call.trace_id.clone();
                     match gw.command(&caller, call).await {
                         Ok(correlation_id) => {
@@ -390,11 +400,11 @@ impl Socket {
                 }
             }
             Inbound::Describe(service) => {
-                let Some(permit) = self.permit() else {
+                if self.in_flight.len() >= self.gw.limits.max_in_flight.max(1) {
                     return refuse(self, self.too_many());
-                };
+                }
                 let gw = self.gw.clone();
-                self.answer_later(permit, async move {
+                self.answer_later(async move {
                     match gw.catalog.describe(&gw.mesh, &service, false).await {
                         Ok(d) => frames::reply(
                             "description",
@@ -409,25 +419,13 @@ impl Socket {
         }
     }
 
-    /// Runs `work` as a task of its own, which queues the frame it makes (the socket reads on
-    /// meanwhile), holding `permit` — one of the socket's requests in flight — until then.
+    /// Adds `work` to the socket's calls in flight; the socket reads on meanwhile, and writes
+    /// the frame `work` makes once it is done.
     fn answer_later(
-        &self,
-        permit: tokio::sync::OwnedSemaphorePermit,
+        &mut self,
         work: impl std::future::Future<Output = Utf8Bytes> + Send + 'static,
     ) {
-        let (outbox, closer) = (self.outbox.clone(), self.closer.clone());
-        tokio::spawn(async move {
-            let frame = work.await;
-            drop(permit);
-            if outbox.try_send(Outbound::Frame(frame)).is_err() {
-                closer.close(SLOW_READER);
-            }
-        });
-    }
-
-    fn permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.in_flight.clone().try_acquire_owned().ok()
+        self.in_flight.push(Box::pin(work));
     }
 
     fn too_many(&self) -> Refusal {
