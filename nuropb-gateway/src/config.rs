@@ -22,6 +22,8 @@ pub struct Limits {
     /// Frames one socket may have waiting to be written (256): a client that does not read is
     /// closed (code 1008) rather than let its queue grow.
     pub outbound_queue: usize,
+    /// WebSockets and event streams open at once (50,000); more are refused with 503.
+    pub max_clients: usize,
     /// Topic patterns one socket (or event stream) may subscribe to (32).
     pub max_subscriptions: usize,
     /// Sustained rate of requests, commands, events, describes and subscriptions per user (per
@@ -49,6 +51,7 @@ impl Default for Limits {
             max_frame_bytes: 1 << 20,
             max_in_flight: 128,
             outbound_queue: 256,
+            max_clients: 50_000,
             max_subscriptions: 32,
             rate_per_second: 100.0,
             rate_burst: 200.0,

@@ -278,6 +278,9 @@ pub(crate) async fn events(
     Query(query): Query<Topic>,
     headers: HeaderMap,
 ) -> Response {
+    if let Err(refusal) = gw.room() {
+        return refusal_response(refusal);
+    }
     let caller = match caller(&gw, &headers, &address).await {
         Ok(caller) => caller,
         Err(refusal) => return refusal_response(refusal),
@@ -308,23 +311,30 @@ pub(crate) async fn events(
         pattern,
         id,
     };
+    // The stream ends when its token expires, as a socket is closed then.
+    let expiry = Box::pin(tokio::time::sleep_until(
+        caller
+            .identity
+            .expires_at
+            .and_then(|at| at.duration_since(std::time::SystemTime::now()).ok())
+            .map_or_else(
+                || tokio::time::Instant::now() + std::time::Duration::from_secs(86400 * 365),
+                |left| tokio::time::Instant::now() + left,
+            ),
+    ));
     let stream = futures_util::stream::unfold(
-        (rx, closer, guard),
-        |(mut rx, closer, guard)| async move {
-            tokio::select! {
+        (rx, closer, guard, expiry),
+        |(mut rx, closer, guard, mut expiry)| async move {
+            let event = tokio::select! {
                 biased;
                 _ = closer.closed() => None,
+                () = &mut expiry => None,
                 out = rx.recv() => match out? {
-                    Outbound::Event(event) => Some((
-                        Ok::<_, Infallible>(Event::default().event("event").data(event.payload.as_str())),
-                        (rx, closer, guard),
-                    )),
-                    Outbound::Frame(frame) => Some((
-                        Ok(Event::default().event("message").data(frame.as_str())),
-                        (rx, closer, guard),
-                    )),
+                    Outbound::Event(event) => Some(Event::default().event("event").data(event.payload.as_str())),
+                    Outbound::Frame(frame) => Some(Event::default().event("message").data(frame.as_str())),
                 },
-            }
+            }?;
+            Some((Ok::<_, Infallible>(event), (rx, closer, guard, expiry)))
         },
     );
     Sse::new(stream)

@@ -26,9 +26,11 @@ pub(crate) enum Reason {
     BadFrame,
     /// A socket whose token expired.
     Expired,
+    /// More sockets and event streams than the gateway takes.
+    Capacity,
 }
 
-const REASONS: [(Reason, &str); 8] = [
+const REASONS: [(Reason, &str); 9] = [
     (Reason::Origin, "origin"),
     (Reason::Authentication, "authentication"),
     (Reason::RateLimit, "rate_limit"),
@@ -37,6 +39,7 @@ const REASONS: [(Reason, &str); 8] = [
     (Reason::Oversize, "oversize"),
     (Reason::BadFrame, "bad_frame"),
     (Reason::Expired, "expired"),
+    (Reason::Capacity, "capacity"),
 ];
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
@@ -137,6 +140,12 @@ impl Metrics {
     /// Open sockets now.
     pub(crate) fn open_sockets(&self) -> i64 {
         self.sockets.load(Ordering::Relaxed)
+    }
+
+    /// Open sockets and event streams now.
+    pub(crate) fn open_clients(&self) -> usize {
+        let n = self.sockets.load(Ordering::Relaxed) + self.streams.load(Ordering::Relaxed);
+        usize::try_from(n).unwrap_or(0)
     }
 
     /// Everything, in Prometheus' text exposition format.

@@ -45,6 +45,9 @@ pub(crate) async fn upgrade(
             why,
         ));
     }
+    if let Err(refusal) = gw.room() {
+        return refusal_response(refusal);
+    }
     let token = match auth::token_of(&headers) {
         Ok(token) => token.map(|(t, _)| t),
         Err(refusal) => return refusal_response(refusal),
@@ -469,6 +472,9 @@ impl Socket {
     /// An `authenticate` frame: the first identity of a socket opened without a token, or a
     /// fresh token for the same user (which moves the expiry).
     async fn authenticate(&mut self, id: Option<Value>, token: String) {
+        if let Err(refusal) = self.gw.admit_address(&self.address) {
+            return self.refuse(id.as_ref(), None, false, refusal);
+        }
         let token = auth::strip_bearer(&token).map(str::to_owned);
         if token.is_none() {
             return self.refuse(

@@ -127,6 +127,32 @@ impl Shared {
         }
     }
 
+    /// Refuses a new socket or event stream when the gateway has as many as it takes (503).
+    pub(crate) fn room(&self) -> Result<(), Refusal> {
+        if self.metrics.open_clients() >= self.limits.max_clients {
+            self.metrics.refused(Reason::Capacity);
+            return Err(Refusal::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                nuropb_tokio::ErrorKind::Transport,
+                format!(
+                    "the gateway has {} sockets and event streams open, the most it takes",
+                    self.limits.max_clients
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes one unit of the rate of `address` (for what comes before a caller is known).
+    pub(crate) fn admit_address(&self, address: &str) -> Result<(), Refusal> {
+        self.rate
+            .take(&format!("addr:{address}"), Instant::now())
+            .map_err(|seconds| {
+                self.metrics.refused(Reason::RateLimit);
+                Refusal::rate_limited(seconds)
+            })
+    }
+
     /// Takes one unit of `caller`'s rate.
     pub(crate) fn admit(&self, caller: &Caller) -> Result<(), Refusal> {
         self.rate

@@ -1,7 +1,7 @@
 //! The bounds: rate, requests in flight, slow readers, sizes, bad input — each refused with a
 //! clear error, the socket living on where it can.
 
-use crate::support::{Fixture, jwt, limits};
+use crate::support::{EventStream, Fixture, jwt, limits};
 use nuropb_gateway::Limits;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -59,6 +59,19 @@ async fn the_rate_limit_answers_429_and_an_error_frame() {
         (reply["type"].as_str(), reply["error"].as_str()),
         (Some("error"), Some("NuropbRateLimitError"))
     );
+    // Authenticate frames count against the address: the fourth is refused.
+    let mut fresh = fx.ws(&[]).await.unwrap();
+    let token = jwt("gina2", 600);
+    for i in 0..4 {
+        let reply = fresh
+            .ask(json!({"type": "authenticate", "id": i, "payload": {"token": token}}))
+            .await;
+        let expected = if i < 3 { "authenticated" } else { "error" };
+        assert_eq!(reply["type"], expected, "{reply}");
+        if i == 0 {
+            assert_eq!(fresh.next().await["payload"]["topic"], "hello");
+        }
+    }
     // Another user has a bucket of their own.
     let other = format!("Bearer {}", jwt("hank", 600));
     let reply = fx
@@ -167,10 +180,8 @@ async fn bad_frames_get_clear_errors_and_the_socket_lives_on() {
     );
     // A message too large to read past closes the socket with 1009.
     ws.send_text("z".repeat(200 * 1024)).await;
-    let close = ws.closed().await;
-    if let Some(close) = close {
-        assert_eq!(u16::from(close.code), 1009);
-    }
+    let close = ws.closed().await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1009);
     let metrics = fx.http("GET", "/metrics", &[], None).await.body;
     let metrics = metrics.as_str().unwrap().to_owned();
     assert!(
@@ -231,5 +242,47 @@ async fn a_client_that_does_not_read_is_closed() {
         .ask(json!({"type": "request", "payload": {"service": "probe", "method": "echo"}}))
         .await;
     assert_eq!(reply["payload"]["error"], Value::Null);
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_are_bounded_and_event_streams_end_with_their_token() {
+    let fx = Fixture::start("clients", |b| {
+        b.limits(Limits {
+            max_clients: 2,
+            ..limits()
+        })
+    })
+    .await;
+    let short = format!("Bearer {}", jwt("liz", 2));
+    let mut stream = EventStream::open(
+        fx.addr,
+        "/api/events?topic=%23",
+        &[("Authorization", &short)],
+    )
+    .await;
+    assert_eq!(stream.status, 200);
+    let _ws = fx.ws_as("max").await;
+    // Two open: a third client is refused.
+    let long = format!("Bearer {}", jwt("ned", 600));
+    assert_eq!(fx.ws(&[("Authorization", &long)]).await.err(), Some(503));
+    let third =
+        EventStream::open(fx.addr, "/api/events?topic=a", &[("Authorization", &long)]).await;
+    assert_eq!(third.status, 503);
+    // The stream's token expires: the stream ends, and makes room.
+    assert!(
+        stream.ended().await,
+        "the event stream did not end at its token's expiry"
+    );
+    drop(stream);
+    let mut admitted = false;
+    for _ in 0..50 {
+        if fx.ws(&[("Authorization", &long)]).await.is_ok() {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(admitted);
     fx.stop().await;
 }

@@ -399,6 +399,17 @@ impl EventStream {
         }
     }
 
+    /// Whether the server ends the stream within 20 s (events before the end are skipped).
+    pub async fn ended(&mut self) -> bool {
+        loop {
+            match tokio::time::timeout(PATIENCE, self.body.frame()).await {
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// The data of the next event.
     pub async fn next(&mut self) -> Value {
         loop {
