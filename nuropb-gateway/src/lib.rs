@@ -73,7 +73,9 @@
 //! while the mesh connection is) and `/metrics` (Prometheus). `/` is the web console.
 //!
 //! Only methods a service describes can be called: hidden ones are refused at the gateway,
-//! whether the service would refuse them or not.
+//! whether the service would refuse them or not. `/healthz`, `/readyz`, `/metrics`,
+//! `/openapi.json` and the console's files need no token: keep them from the public at the
+//! network where that matters.
 //!
 //! Layout: `mesh` (every call on the mesh), `catalog` (descriptions, so which methods
 //! may be called), `state` (what routes share: identify, admit, context), `socket` and
