@@ -295,8 +295,13 @@ impl Gateway {
             .with_state(self.shared.clone())
     }
 
-    /// Serves the routes on `listener` until the process ends.
+    /// Serves the routes on `listener` until the process ends, with `TCP_NODELAY` on every
+    /// connection (a reply goes out at once, not held back for more).
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
             listener,
             self.router()
