@@ -223,6 +223,19 @@ async fn every_route_and_status() {
         fx.http("GET", "/services", &[], None).await.body,
         json!(["test_service", "probe"])
     );
+
+    // Without its mesh connection the gateway is not ready, and calls fail with 503.
+    fx.gateway.shutdown().await;
+    let ready = fx.http("GET", "/readyz", &[], None).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(fx.http("GET", "/healthz", &[], None).await.status, 200);
+    let reply = fx
+        .http("POST", "/api/probe/echo", &h, Some(json!({})))
+        .await;
+    assert_eq!(
+        (reply.status, reply.body["error"].as_str()),
+        (503, Some("NuropbTransportError"))
+    );
     fx.stop().await;
 }
 
