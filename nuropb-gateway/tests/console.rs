@@ -3,6 +3,10 @@
 //! with the all-in-one services: sign in, list methods, call one, see the result, subscribe,
 //! publish, see the event, send a command. Fails when Chromium or Node is missing.
 
+// The tokio adapter's test support: where `cargo test` leaves the example binaries.
+#[path = "../../nuropb-tokio/tests/support/mod.rs"]
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -10,32 +14,6 @@ use std::process::{Command, Stdio};
 /// The workspace root.
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The example binary `cargo test` built beside this test (`examples/NAME-<hash>`, or
-/// `examples/NAME` as `cargo build --examples` leaves it), the newest.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("examples");
-    let prefix = format!("{name}-");
-    std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(Result::ok)
-        .filter(|entry| {
-            let file = entry.file_name();
-            let file = file.to_string_lossy();
-            file == name
-                || file.strip_prefix(&prefix).is_some_and(|hash| {
-                    hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())
-                })
-        })
-        .max_by_key(|entry| entry.metadata().and_then(|m| m.modified()).ok())
-        .map(|entry| entry.path())
-        .unwrap_or_else(|| panic!("the example {name} is not built in {}", dir.display()))
 }
 
 /// `playwright-core` in `target/browser-test` (installed there with npm when missing).
@@ -73,7 +51,7 @@ fn the_console_works_in_a_real_browser() {
         "/usr/bin/chromium is missing: scripts/test.sh installs Debian's chromium"
     );
     let module = playwright_core();
-    let mut child = Command::new(example("gateway"))
+    let mut child = Command::new(support::example("gateway"))
         .env_remove("NUROPB_AMQP_URL")
         .args(["--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
