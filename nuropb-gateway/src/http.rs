@@ -166,25 +166,21 @@ fn accepted(correlation_id: &str, trace_id: &str) -> Response {
     )
 }
 
-/// The parts of a method call over HTTP.
-type MethodCall = (
-    State<Arc<Shared>>,
-    Peer,
-    Path<(String, String)>,
-    HeaderMap,
-    Body,
-);
-
-/// Calls the method (`command` false: 200 and the result) or sends it as a command (202).
-async fn method_call(
-    (State(gw), Peer(address), Path((service, method)), headers, body): MethodCall,
-    command: bool,
+/// `POST /api/{service}/{method}` (`COMMAND` false): 200 and the result; and
+/// `POST /api/{service}/{method}/command` (`COMMAND` true): sent as a command, 202 and its
+/// correlation id.
+pub(crate) async fn method_call<const COMMAND: bool>(
+    State(gw): State<Arc<Shared>>,
+    Peer(address): Peer,
+    Path((service, method)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
     let outcome = async {
         let caller = caller(&gw, &headers, &address).await?;
         let frame = call_frame(&gw, &headers, body, service, method).await?;
         let trace_id = frame.trace_id.clone();
-        if command {
+        if COMMAND {
             let correlation_id = gw.command(&caller, frame).await?;
             return Ok(accepted(&correlation_id, &trace_id));
         }
@@ -192,28 +188,6 @@ async fn method_call(
         Ok::<_, Refusal>(with_trace(axum::Json(result).into_response(), &trace_id))
     };
     outcome.await.unwrap_or_else(refusal_response)
-}
-
-/// `POST /api/{service}/{method}`: 200 and the result.
-pub(crate) async fn request(
-    gw: State<Arc<Shared>>,
-    peer: Peer,
-    path: Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    method_call((gw, peer, path, headers, body), false).await
-}
-
-/// `POST /api/{service}/{method}/command`: 202 and the correlation id.
-pub(crate) async fn command(
-    gw: State<Arc<Shared>>,
-    peer: Peer,
-    path: Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    method_call((gw, peer, path, headers, body), true).await
 }
 
 /// `POST /api/events/{topic}`: publishes the body as the event; 202.

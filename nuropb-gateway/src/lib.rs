@@ -289,8 +289,11 @@ impl Gateway {
             .route("/api/events", get(http::events))
             .route("/api/events/{topic}", post(http::publish))
             .route("/api/{service}", get(http::describe))
-            .route("/api/{service}/{method}", post(http::request))
-            .route("/api/{service}/{method}/command", post(http::command))
+            .route("/api/{service}/{method}", post(http::method_call::<false>))
+            .route(
+                "/api/{service}/{method}/command",
+                post(http::method_call::<true>),
+            )
             .layer(cors)
             .with_state(self.shared.clone())
     }
