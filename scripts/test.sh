@@ -3,12 +3,15 @@
 #
 #   1. makes sure RabbitMQ answers on 127.0.0.1:5672 with its management API on :15672
 #      (starts it when installed but stopped, installs it from Debian's packages when missing);
-#   2. makes a Python venv with the real `nuropb==0.1.8` for the interoperability tests;
+#   2. makes a Python venv with the real `nuropb==0.1.8` for the interoperability tests (and
+#      Python's gateway `nuropb-gw==0.1.4`, which the gateway benchmark measures against);
 #   3. installs protoc and the protobuf well-known types (Debian's protobuf-compiler and
 #      libprotobuf-dev) for etcd-client's build, and starts an etcd (Debian's etcd-server,
 #      installed when missing) on loopback ports of its own for the container tests, stopped at
 #      the end of the run;
-#   4. checks formatting, lints and the supply chain, then runs every test, doc-test and
+#   4. installs Debian's chromium and npm's playwright-core (into target/browser-test) for the
+#      web console's test in a real headless browser;
+#   5. checks formatting, lints and the supply chain, then runs every test, doc-test and
 #      benchmark smoke run of the workspace against that broker, that etcd, that Python and the
 #      testkit.
 #
@@ -28,6 +31,9 @@ venv="$root/target/nuropb-venv"
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import nuropb' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check nuropb==0.1.8
+fi
+if ! "$venv/bin/python" -c 'import nuropb_gw' 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check nuropb-gw==0.1.4
 fi
 export NUROPB_PYTHON="$venv/bin/python"
 export NUROPB_TEST_AMQP_URL="${NUROPB_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
@@ -51,6 +57,18 @@ trap stop_etcd EXIT
 NUROPB_TEST_ETCD=$(scripts/start-etcd.sh "$etcd_dir")
 export NUROPB_TEST_ETCD
 echo "etcd on $NUROPB_TEST_ETCD"
+
+step "Chromium and playwright-core for the console's browser test"
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium
+fi
+if [ ! -f "$root/target/browser-test/node_modules/playwright-core/package.json" ]; then
+  command -v npm >/dev/null || {
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q nodejs npm
+  }
+  npm install --no-audit --no-fund --silent --prefix "$root/target/browser-test" playwright-core@1.65.2
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,37 +1,12 @@
 //! The README's main job: the `all_in_one` example, run as a user runs it — on the embedded
 //! testkit broker when no RabbitMQ URL is given, and on the machine's RabbitMQ when one is.
 
-use std::path::PathBuf;
+mod support;
+
 use std::process::Command;
 
-/// The example binary `cargo test` built beside this test: the newest of `examples/NAME` and, as
-/// `cargo test` leaves it, `examples/NAME-<hash>`.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("examples");
-    let prefix = format!("{name}-");
-    std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(Result::ok)
-        .filter(|entry| {
-            let file = entry.file_name();
-            let file = file.to_string_lossy();
-            file == name
-                || file.strip_prefix(&prefix).is_some_and(|hash| {
-                    hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())
-                })
-        })
-        .max_by_key(|entry| entry.metadata().and_then(|m| m.modified()).ok())
-        .map(|entry| entry.path())
-        .unwrap_or_else(|| panic!("the example {name} is not built in {}", dir.display()))
-}
-
 fn run_all_in_one(url: Option<&str>) -> String {
-    let mut command = Command::new(example("all_in_one"));
+    let mut command = Command::new(support::example("all_in_one"));
     command.env_remove("NUROPB_AMQP_URL");
     if let Some(url) = url {
         command.env("NUROPB_AMQP_URL", url);

@@ -45,7 +45,7 @@ pub struct Figures {
 }
 
 /// User + system CPU seconds of process `pid` ("self" for this one), from /proc.
-fn cpu_seconds(pid: &str) -> f64 {
+pub fn cpu_seconds(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -148,7 +148,7 @@ impl Drop for ServiceProcess {
 }
 
 /// p50, p90 and p99 of `latencies`, in milliseconds.
-fn percentiles(mut latencies: Vec<Duration>) -> [f64; 3] {
+pub fn percentiles(mut latencies: Vec<Duration>) -> [f64; 3] {
     latencies.sort();
     let at = |p: f64| {
         latencies[((latencies.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3

@@ -108,6 +108,32 @@ pub fn url(settings: &ConnectionSettings) -> String {
     )
 }
 
+/// The example binary `cargo test` built beside this test: the newest of `examples/NAME` and, as
+/// `cargo test` leaves it, `examples/NAME-<hash>`.
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("examples");
+    let prefix = format!("{name}-");
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            file == name
+                || file.strip_prefix(&prefix).is_some_and(|hash| {
+                    hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+                })
+        })
+        .max_by_key(|entry| entry.metadata().and_then(|m| m.modified()).ok())
+        .map(|entry| entry.path())
+        .unwrap_or_else(|| panic!("the example {name} is not built in {}", dir.display()))
+}
+
 pub mod broker;
 pub mod proxy;
 pub mod raw;

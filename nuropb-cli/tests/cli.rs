@@ -2,6 +2,8 @@
 //! on stdout, error dicts on stderr, the exit status of each failure, one clear line for each
 //! mistake.
 
+// The broker helpers the tokio adapter's integration tests use.
+#[path = "../../nuropb-tokio/tests/support/mod.rs"]
 mod support;
 
 use nuropb_tokio::TokioRuntime;

@@ -1,8 +1,10 @@
-//! `nuropb`: poke at a NuroPb mesh from the command line.
+//! `nuropb`: poke at a NuroPb mesh from the command line, or run the gateway in front of it.
 //!
 //! Exit status: 0 success; 1 the service answered with an error (the error dict on stderr);
 //! 2 bad arguments; 3 not delivered (no service bound); 4 timeout; 5 the broker could not be
 //! reached or the connection failed.
+
+mod gateway;
 
 use clap::{Parser, Subcommand};
 use nuropb_tokio::{ConnectionSettings, ErrorKind, NuropbError, Request};
@@ -16,7 +18,7 @@ use std::time::Duration;
 #[command(
     name = "nuropb",
     version,
-    about = "Call, command, publish, listen and describe on a NuroPb mesh",
+    about = "Call, command, publish, listen and describe on a NuroPb mesh, or serve the gateway",
     long_about = "Call, command, publish, listen and describe on a NuroPb mesh (RabbitMQ), \
         wire-compatible with Python NuroPb 0.1.8.\n\n\
         Exit status: 0 success; 1 the service answered with an error (its error dict on stderr); \
@@ -105,6 +107,10 @@ enum Verb {
         /// The service.
         service: String,
     },
+    /// Serve the gateway: WebSocket, HTTP API, Server-Sent Events, OpenAPI and a web console
+    /// in front of the mesh; prints {"listening": ADDR} once it serves, runs until SIGINT or
+    /// SIGTERM.
+    Gateway(gateway::GatewayArgs),
     /// Set up the mesh.
     Mesh {
         #[command(subcommand)]
@@ -264,6 +270,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let description = serde_json::to_value(description?).unwrap_or(Value::Null);
             println!("{description}");
         }
+        Verb::Gateway(args) => gateway::run(settings, args).await?,
         Verb::Mesh {
             action: MeshAction::Setup,
         } => {
@@ -284,14 +291,18 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
-            "nuropb={level},nuropb_api={level},nuropb_tokio={level},nuropb_proto={level}"
+            "nuropb={level},nuropb_api={level},nuropb_tokio={level},nuropb_proto={level},nuropb_gateway={level}"
         ))
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match &cli.command {
+        Verb::Gateway(args) => gateway::runtime(args.threads),
+        _ => tokio::runtime::Runtime::new(),
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
