@@ -1,15 +1,17 @@
 //! A seeded soak of the mesh with faults: two service instances and two clients trade requests,
-//! commands and events over links with random latency and split chunks, while connections
-//! drop or go silent, the broker restarts, channels and connections are closed by force and the
-//! service queue is deleted. After each run the invariants must hold:
+//! commands and events over links with random latency and split chunks, through a broker reached
+//! by two nodes, while connections drop or go silent, the broker restarts, a broker node dies
+//! (and comes back later), channels and connections are closed by force, the service queue is
+//! deleted, and a service instance shuts down (with a random grace, handlers in flight) and a new
+//! one takes its place. After each run the invariants must hold:
 //!
 //! - every request resolves exactly once, and a result carries the token its own caller sent
 //!   (no response reaches the wrong caller);
 //! - every delivery is acked, nacked or rejected exactly once (the tap: no settlement of a tag
 //!   that is not outstanding, none left unsettled);
 //! - no message is requeued for call-again more than once;
-//! - every endpoint is back and ready once the mesh is quiet, and its tables are empty (no
-//!   unbounded growth);
+//! - every endpoint is back and ready once the mesh is quiet (an instance shut down has stopped,
+//!   cleanly), and its tables are empty (no unbounded growth);
 //! - a completion is only ever refused as stale (after a reconnect).
 //!
 //! 1,000 seeds by default, in four shards that run in parallel. `NUROPB_SIM_SEEDS=<n>` runs `n`
@@ -24,7 +26,7 @@ use nuropb_proto::mesh::{
     ServiceConfig,
 };
 use nuropb_proto::{ErrorKind, NuropbError};
-use nuropb_testkit::sim::{NodeId, Reply, Sim, SimConfig, Work, seed};
+use nuropb_testkit::sim::{BrokerNode, NodeId, Reply, Sim, SimConfig, Work, seed};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
@@ -102,6 +104,10 @@ struct Summary {
     ok: u64,
     errors: std::collections::BTreeMap<String, u64>,
     faults: u64,
+    /// Broker nodes lost, service instances shut down, replacements whose start failed.
+    node_losses: u64,
+    shutdowns: u64,
+    failed_starts: u64,
     disconnects: u64,
     redeliveries: u64,
     requeues: u64,
@@ -121,26 +127,28 @@ fn soak(seed: u64) -> Summary {
         ..SimConfig::default()
     };
     let mut sim = Sim::new(seed, config);
+    sim.set_broker_nodes(2);
     let encrypt = rng.random_bool(0.1);
-    let mut services = Vec::new();
-    for i in 0..2 {
-        let mut service = ServiceConfig::new(spec());
-        service.prefetch = rng.random_range(1..=4);
-        service.event_bindings = vec!["soak.#".into()];
-        if encrypt {
-            service.private_key = Some(private_key());
-        }
-        let config = EndpointConfig::service("/", format!("svc{i}"), service, seed + i);
-        let h = handler(sim.fork_rng());
-        services.push(sim.add_endpoint(&format!("svc{i}"), config, Some(h)));
+    let mut world = World {
+        encrypt,
+        seed,
+        instances: 0,
+        services: Vec::new(),
+        retired: Vec::new(),
+        down: Vec::new(),
+        node_losses: 0,
+    };
+    for _ in 0..2 {
+        world.add_service(&mut sim, &mut rng);
     }
     let clients: Vec<NodeId> = (0..2)
         .map(|i| {
-            let config = EndpointConfig::client("/", format!("client{i}"), seed + 10 + i);
+            let mut config = EndpointConfig::client("/", format!("client{i}"), seed + 10 + i);
+            config.nodes = broker_nodes();
             sim.add_endpoint(&format!("client{i}"), config, None)
         })
         .collect();
-    let all: Vec<NodeId> = services.iter().chain(&clients).copied().collect();
+    let all: Vec<NodeId> = world.services.iter().chain(&clients).copied().collect();
     sim.run_until("everyone ready", Duration::from_secs(10), |s| {
         all.iter().all(|n| s.record(*n).readies >= 1)
     });
@@ -194,19 +202,58 @@ fn soak(seed: u64) -> Summary {
             }
         }
         for _ in fault_at.iter().filter(|&&at| at == i) {
-            inject(&mut sim, &mut rng, &all);
+            let live: Vec<NodeId> = world.services.iter().chain(&clients).copied().collect();
+            inject(&mut sim, &mut rng, &live, &mut world);
             summary.faults += 1;
         }
         let pause = Duration::from_micros(rng.random_range(0..3000));
         sim.run_for(pause);
     }
 
-    // Every request resolves (by its deadline at the latest), then the mesh goes quiet.
+    // Every request resolves (by its deadline at the latest); the dead broker nodes come back;
+    // then the mesh goes quiet.
     sim.run_until("every request resolved", Duration::from_secs(60), |s| {
         sent.iter().all(|r| s.response(r.node, r.id).is_some())
     });
+    for node in std::mem::take(&mut world.down) {
+        sim.set_broker_node(node, BrokerNode::Up);
+    }
     sim.settle();
+    // A replacement that started while every node failed it has failed its start, as a first
+    // start does (naming each node's reason): its supervisor starts another.
+    while let Some(at) = world
+        .services
+        .iter()
+        .position(|&n| sim.record(n).readies == 0 && sim.record(n).stopped.is_some())
+    {
+        let failed = world.services.remove(at);
+        let why = sim.record(failed).stopped.clone().flatten();
+        assert!(
+            why.is_some_and(|e| e.description.starts_with("cannot ")),
+            "{}: a failed start says why",
+            sim.name(failed)
+        );
+        world.add_service(&mut sim, &mut rng);
+        summary.failed_starts += 1;
+        sim.settle();
+    }
+    summary.node_losses = world.node_losses;
+    summary.shutdowns = world.retired.len() as u64;
+    let all: Vec<NodeId> = world.services.iter().chain(&clients).copied().collect();
     check(&sim, &sent, &all);
+    for &node in &world.retired {
+        assert_eq!(
+            sim.record(node).stopped,
+            Some(None),
+            "{}: a shutdown stops cleanly",
+            sim.name(node)
+        );
+        assert!(
+            sim.endpoint(node).footprint().is_idle(),
+            "{}",
+            sim.name(node)
+        );
+    }
     for r in &sent {
         summary.requests += 1;
         match sim.response(r.node, r.id) {
@@ -215,7 +262,7 @@ fn soak(seed: u64) -> Summary {
             None => {}
         }
     }
-    for &node in &all {
+    for &node in all.iter().chain(&world.retired) {
         summary.disconnects += sim.record(node).disconnects.len() as u64;
     }
     let stats = sim.tap().unwrap().stats();
@@ -225,9 +272,47 @@ fn soak(seed: u64) -> Summary {
     summary
 }
 
-fn inject(sim: &mut Sim, rng: &mut SmallRng, all: &[NodeId]) {
+/// The two broker nodes every participant knows.
+fn broker_nodes() -> Vec<String> {
+    vec!["node0".into(), "node1".into()]
+}
+
+/// The services of a run, and the broker nodes that are down.
+struct World {
+    encrypt: bool,
+    seed: u64,
+    instances: u64,
+    services: Vec<NodeId>,
+    /// Instances shut down.
+    retired: Vec<NodeId>,
+    /// Broker nodes that are down, to bring back before the end.
+    down: Vec<usize>,
+    node_losses: u64,
+}
+
+impl World {
+    /// Starts a service instance.
+    fn add_service(&mut self, sim: &mut Sim, rng: &mut SmallRng) -> NodeId {
+        let i = self.instances;
+        self.instances += 1;
+        let mut service = ServiceConfig::new(spec());
+        service.prefetch = rng.random_range(1..=4);
+        service.event_bindings = vec!["soak.#".into()];
+        if self.encrypt {
+            service.private_key = Some(private_key());
+        }
+        let mut config = EndpointConfig::service("/", format!("svc{i}"), service, self.seed + i);
+        config.nodes = broker_nodes();
+        let h = handler(sim.fork_rng());
+        let node = sim.add_endpoint(&format!("svc{i}"), config, Some(h));
+        self.services.push(node);
+        node
+    }
+}
+
+fn inject(sim: &mut Sim, rng: &mut SmallRng, all: &[NodeId], world: &mut World) {
     let node = all[rng.random_range(0..all.len())];
-    match rng.random_range(0..7) {
+    match rng.random_range(0..9) {
         0 | 1 => {
             sim.drop_connection(node);
         }
@@ -246,6 +331,27 @@ fn inject(sim: &mut Sim, rng: &mut SmallRng, all: &[NodeId]) {
         }
         4 => {
             sim.delete_queue("/", "nuropb-svc-sq");
+        }
+        7 => {
+            // A broker node dies (one of two; the other may be down already): it comes back at
+            // the next fault or at the end.
+            if let Some(back) = world.down.pop() {
+                sim.set_broker_node(back, BrokerNode::Up);
+            }
+            let dead = rng.random_range(0..2);
+            sim.set_broker_node(dead, BrokerNode::Down);
+            world.down.push(dead);
+            world.node_losses += 1;
+        }
+        8 => {
+            // A service instance shuts down, handlers maybe in flight; another takes its place.
+            let at = rng.random_range(0..world.services.len());
+            let leaving = world.services.remove(at);
+            let grace = Duration::from_millis(rng.random_range(0..2000));
+            let now = sim.now();
+            sim.endpoint_mut(leaving).shutdown(grace, now);
+            world.retired.push(leaving);
+            world.add_service(sim, rng);
         }
         _ => sim.restart_broker(Duration::from_millis(rng.random_range(0..1500))),
     }
@@ -331,6 +437,9 @@ fn shard(k: u64) {
                     *sum.errors.entry(k).or_default() += n;
                 }
                 sum.faults += one.faults;
+                sum.node_losses += one.node_losses;
+                sum.shutdowns += one.shutdowns;
+                sum.failed_starts += one.failed_starts;
                 sum.disconnects += one.disconnects;
                 sum.redeliveries += one.redeliveries;
                 sum.requeues += one.requeues;
@@ -360,6 +469,7 @@ fn shard(k: u64) {
         }
         assert!(sum.ok > sum.requests / 4, "{sum:?}");
         assert!(sum.faults > sum.seeds / 2 && sum.disconnects > 0, "{sum:?}");
+        assert!(sum.node_losses > 0 && sum.shutdowns > 0, "{sum:?}");
         assert!(
             sum.redeliveries > 0 && sum.requeues > 0 && sum.released > 0,
             "{sum:?}"
