@@ -37,3 +37,40 @@ fn all_in_one_runs_on_rabbitmq() {
         EXPECTED
     );
 }
+
+/// `nuropb-proto`'s `blocking` example — an endpoint driven by hand over blocking `std::net`, no
+/// async runtime — serving and calling a method, with `url` as its broker.
+fn run_blocking(url: &str) {
+    let output = Command::new(support::example("blocking"))
+        .env("NUROPB_AMQP_URL", url)
+        .output()
+        .expect("run blocking");
+    assert!(
+        output.status.success(),
+        "blocking failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "\"hello std::net\"\n"
+    );
+}
+
+#[test]
+fn the_core_runs_without_an_async_runtime_on_the_testkit_broker() {
+    let server = nuropb_testkit::server::spawn("127.0.0.1:0").expect("the testkit server");
+    run_blocking(&format!("amqp://guest:guest@{}/%2f", server.addr));
+}
+
+#[tokio::test]
+async fn the_core_runs_without_an_async_runtime_on_rabbitmq() {
+    let settings = support::settings("nuropb-example-blocking");
+    nuropb_tokio::create_vhost(&settings)
+        .await
+        .expect("RabbitMQ's management API must answer");
+    let url = support::url(&settings);
+    tokio::task::spawn_blocking(move || run_blocking(&url))
+        .await
+        .unwrap();
+    support::drop_mesh(&settings).await;
+}
