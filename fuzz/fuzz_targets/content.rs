@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use nuropb_proto::amqp::frame::{write_content_raw, write_method};
 use nuropb_proto::amqp::{AMQPClass, Config};
 use nuropb_proto::describe::{MethodSpec, ServiceSpec};
-use nuropb_proto::mesh::{Endpoint, EndpointConfig, Event, Outcome, Phase, ServiceConfig, names};
+use nuropb_proto::mesh::{Endpoint, EndpointConfig, Outcome, Output, Phase, ServiceConfig, names};
 use nuropb_testkit::broker::{Broker, BrokerConfig};
 use std::time::{Duration, Instant};
 
@@ -153,17 +153,19 @@ fuzz_target!(|contents: Vec<Content>| {
         ..BrokerConfig::default()
     });
     let c = broker.accept(t0);
+    assert_eq!(endpoint.poll_output(), Some(Output::Connect { node: 0 }));
+    endpoint.connected(t0);
     let mut buf = Vec::new();
     for _ in 0..20 {
         buf.clear();
         endpoint.poll_transmit(&mut buf);
         broker.handle_input(c, &buf, t0);
-        while let Some(bytes) = broker.poll_transmit(c) {
+        while let Some(bytes) = broker.take_transmit(c) {
             endpoint.handle_input(&bytes, t0);
         }
     }
     assert_eq!(endpoint.phase(), Phase::Ready);
-    while endpoint.poll_event().is_some() {}
+    while endpoint.poll_output().is_some() {}
     // Then the fuzzer's deliveries, as the broker would frame them, on the service consumer.
     let mut now = t0;
     for (i, content) in contents.iter().take(64).enumerate() {
@@ -187,9 +189,9 @@ fuzz_target!(|contents: Vec<Content>| {
         endpoint.handle_input(&frames, now);
         now += Duration::from_millis(3);
         endpoint.handle_timeout(now);
-        while let Some(event) = endpoint.poll_event() {
+        while let Some(event) = endpoint.poll_output() {
             match event {
-                Event::Call(call) => {
+                Output::Call(call) => {
                     endpoint
                         .complete(
                             call.delivery,
@@ -199,7 +201,7 @@ fuzz_target!(|contents: Vec<Content>| {
                         )
                         .expect("a call of this connection completes");
                 }
-                Event::Incoming(event) => {
+                Output::Incoming(event) => {
                     let _ = endpoint.complete(
                         event.delivery,
                         Outcome::Ok(serde_json::Value::Null),
@@ -207,7 +209,7 @@ fuzz_target!(|contents: Vec<Content>| {
                         now,
                     );
                 }
-                Event::Disconnected { error } | Event::Stopped { error: Some(error) } => {
+                Output::Disconnected { error, .. } | Output::Stopped { error: Some(error) } => {
                     panic!("a message's content took the connection down: {error}")
                 }
                 _ => {}

@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use nuropb_proto::amqp::Config;
 use nuropb_proto::describe::{MethodSpec, ServiceSpec};
-use nuropb_proto::mesh::{Endpoint, EndpointConfig, Event, Outcome, ServiceConfig};
+use nuropb_proto::mesh::{Endpoint, EndpointConfig, Outcome, Output, ServiceConfig};
 use nuropb_testkit::broker::{Broker, BrokerConfig};
 use std::time::{Duration, Instant};
 
@@ -19,13 +19,16 @@ fuzz_target!(|data: &[u8]| {
         ..BrokerConfig::default()
     });
     let c = broker.accept(t0);
+    // The socket it asks for first is open.
+    assert_eq!(endpoint.poll_output(), Some(Output::Connect { node: 0 }));
+    endpoint.connected(t0);
     // Let the real handshake and startup happen against the in-memory broker.
     let mut buf = Vec::new();
     for _ in 0..20 {
         buf.clear();
         endpoint.poll_transmit(&mut buf);
         broker.handle_input(c, &buf, t0);
-        while let Some(bytes) = broker.poll_transmit(c) {
+        while let Some(bytes) = broker.take_transmit(c) {
             endpoint.handle_input(&bytes, t0);
         }
     }
@@ -35,8 +38,8 @@ fuzz_target!(|data: &[u8]| {
         endpoint.handle_input(chunk, now);
         now += Duration::from_millis(7);
         endpoint.handle_timeout(now);
-        while let Some(event) = endpoint.poll_event() {
-            if let Event::Call(call) = event {
+        while let Some(event) = endpoint.poll_output() {
+            if let Output::Call(call) = event {
                 let _ = endpoint.complete(
                     call.delivery,
                     Outcome::Ok(serde_json::json!(1)),

@@ -18,12 +18,12 @@ fn a_clean_close_waits_for_close_ok_and_ends_all_channels() {
     let mut peer = Peer::connected(Config::default());
     let a = peer.open_channel();
     let b = peer.open_channel();
-    peer.conn.close(200, "Normal shutdown").unwrap();
+    peer.conn.close(200, "Normal shutdown", peer.now).unwrap();
     assert_eq!(
         peer.expect_method(0),
         frames::close(200, "Normal shutdown", 0, 0)
     );
-    assert_eq!(peer.conn.close(200, "again"), Err(Error::Closed));
+    assert_eq!(peer.conn.close(200, "again", peer.now), Err(Error::Closed));
     assert_eq!(peer.conn.open_channel(), Err(Error::Closed));
     assert_eq!(
         peer.conn
@@ -100,7 +100,7 @@ fn a_broker_close_is_answered_and_reported_with_its_code() {
 #[test]
 fn closes_that_cross_end_the_connection_once() {
     let mut peer = Peer::connected(Config::default());
-    peer.conn.close(200, "bye").unwrap();
+    peer.conn.close(200, "bye", peer.now).unwrap();
     peer.expect_method(0);
     peer.send(0, frames::close(320, "CONNECTION_FORCED", 0, 0));
     assert_eq!(peer.expect_method(0), frames::close_ok());
@@ -120,7 +120,7 @@ fn a_close_without_close_ok_ends_after_the_close_timeout() {
         close_timeout: secs(2),
         ..Config::default()
     });
-    peer.conn.close(200, "bye").unwrap();
+    peer.conn.close(200, "bye", peer.now).unwrap();
     peer.expect_method(0);
     assert_eq!(peer.conn.poll_timeout(), Some(peer.now + secs(2)));
     peer.advance(secs(1));

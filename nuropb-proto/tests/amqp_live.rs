@@ -183,7 +183,9 @@ impl Driver {
     }
 
     fn close(&mut self) {
-        self.conn.close(200, "Normal shutdown").unwrap();
+        self.conn
+            .close(200, "Normal shutdown", Instant::now())
+            .unwrap();
         let closed = self.wait_for("Closed", |e| match e {
             Event::Closed { .. } => Some(e.clone()),
             _ => None,

@@ -404,7 +404,11 @@ impl Replay {
             }
             "connection.close" => {
                 self.conn
-                    .close(n(args, "reply_code") as u16, s(args, "reply_text"))
+                    .close(
+                        n(args, "reply_code") as u16,
+                        s(args, "reply_text"),
+                        self.now,
+                    )
                     .expect("close");
                 self.expect_method(0, &method(name, args));
             }

@@ -56,7 +56,7 @@ fn open(broker: &mut Broker, now: Instant) -> ConnectionId {
         AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})),
     );
     broker.handle_input(c, &b, now);
-    broker.poll_transmit(c);
+    broker.take_transmit(c);
     c
 }
 
@@ -132,7 +132,7 @@ fn setup(prefetch: u16) -> Setup {
         })),
     );
     broker.handle_input(consumer, &b, now);
-    broker.poll_transmit(consumer);
+    broker.take_transmit(consumer);
     let props = props();
     let body = vec![b'x'; BODY];
     let mut publishes = Vec::new();
@@ -198,7 +198,7 @@ fn delivery_len(s: &mut Setup) -> usize {
     );
     write_content(&mut one, 1, 60, &props(), &[b'x'; BODY], 131_072);
     s.broker.handle_input(s.publisher, &one, s.now);
-    let out = s.broker.poll_transmit(s.consumer).expect("a delivery");
+    let out = s.broker.take_transmit(s.consumer).expect("a delivery");
     let mut acks = Vec::new();
     s.acks(1, &mut acks);
     s.broker.handle_input(s.consumer, &acks, s.now);
@@ -219,7 +219,7 @@ fn bench(c: &mut Criterion) {
             s.broker
                 .handle_input(s.publisher, black_box(&s.publishes), s.now);
             out.clear();
-            s.broker.poll_transmit_into(s.consumer, &mut out);
+            s.broker.poll_transmit(s.consumer, &mut out);
             assert_eq!(out.len(), per * BATCH);
             let publishes_len = s.publishes.len();
             let _ = publishes_len;
@@ -244,7 +244,7 @@ fn bench(c: &mut Criterion) {
                 let mut delivered = 0;
                 while delivered < BATCH {
                     out.clear();
-                    s.broker.poll_transmit_into(s.consumer, &mut out);
+                    s.broker.poll_transmit(s.consumer, &mut out);
                     let n = out.len() / per;
                     assert!(n > 0 && out.len() == n * per);
                     delivered += n;

@@ -89,7 +89,7 @@ pub fn run(data: &[u8]) {
         rest = &tail[take..];
         turn += 1;
         for c in broker.connections_to_service() {
-            while broker.poll_transmit(c).is_some() {}
+            while broker.take_transmit(c).is_some() {}
         }
         let _ = broker.poll_timeout();
     }

@@ -20,7 +20,7 @@
 //! let c = broker.accept(Instant::now());
 //! broker.handle_input(c, b"HTTP/1.1", Instant::now());
 //! // Not AMQP: the broker answers with the protocol header it speaks and is done.
-//! assert_eq!(broker.poll_transmit(c).unwrap(), b"AMQP\x00\x00\x09\x01");
+//! assert_eq!(broker.take_transmit(c).unwrap(), b"AMQP\x00\x00\x09\x01");
 //! assert!(broker.is_closed(c));
 //! ```
 #![forbid(unsafe_code)]

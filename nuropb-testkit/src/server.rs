@@ -71,7 +71,7 @@ impl State {
     fn pump(&mut self) {
         for (&c, io) in self.conns.iter_mut() {
             if io.outbox.is_empty() {
-                self.broker.poll_transmit_into(c, &mut io.outbox);
+                self.broker.poll_transmit(c, &mut io.outbox);
             }
             if self.broker.is_closed(c) && io.outbox.is_empty() && !io.writing && !io.closing {
                 io.closing = true;

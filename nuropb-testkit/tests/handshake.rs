@@ -78,9 +78,9 @@ fn a_wrong_protocol_header_gets_ours_and_a_close() {
         let mut c = h.raw_client();
         // In two pieces, to show the header is buffered.
         c.send_bytes(&mut h, &header[..3]);
-        assert_eq!(h.broker.poll_transmit(c.id), None);
+        assert_eq!(h.broker.take_transmit(c.id), None);
         c.send_bytes(&mut h, &header[3..]);
-        assert_eq!(h.broker.poll_transmit(c.id).unwrap(), PROTOCOL_HEADER);
+        assert_eq!(h.broker.take_transmit(c.id).unwrap(), PROTOCOL_HEADER);
         assert!(h.broker.is_closed(c.id));
     }
 }

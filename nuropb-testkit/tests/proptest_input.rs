@@ -221,7 +221,7 @@ fn run(bytes: &[u8], cuts: &[usize]) -> Vec<u8> {
     for cut in cuts.into_iter().chain([bytes.len()]) {
         broker.handle_input(c, &bytes[at..cut], now);
         at = cut;
-        while let Some(b) = broker.poll_transmit(c) {
+        while let Some(b) = broker.take_transmit(c) {
             out.extend_from_slice(&b);
         }
     }
@@ -539,15 +539,15 @@ proptest! {
                 broker.handle_input(cb, x, now);
             }
             if i % 3 == 0 {
-                let _ = broker.poll_transmit(ca);
+                let _ = broker.take_transmit(ca);
             }
             if let Some(&ms) = ticks.get(i) {
                 now += Duration::from_millis(ms);
                 broker.handle_timeout(now);
             }
         }
-        let _ = broker.poll_transmit(ca);
-        let _ = broker.poll_transmit(cb);
+        let _ = broker.take_transmit(ca);
+        let _ = broker.take_transmit(cb);
         if a.len() % 2 == 0 {
             broker.restart(now);
         }
@@ -573,7 +573,7 @@ proptest! {
         }
         for chunk in &chunks {
             broker.handle_input(c, chunk, now);
-            let _ = broker.poll_transmit(c);
+            let _ = broker.take_transmit(c);
         }
         for ms in steps {
             now += Duration::from_millis(ms);
@@ -594,7 +594,7 @@ proptest! {
         broker.handle_input(c, &handshake(131_072), now);
         for f in &frames {
             broker.handle_input(c, f, now);
-            let _ = broker.poll_transmit(c);
+            let _ = broker.take_transmit(c);
         }
         broker.restart(now);
         broker.disconnect(c, now);

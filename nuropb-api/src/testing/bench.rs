@@ -537,7 +537,7 @@ pub fn raw_rpc(total: usize) -> Figures {
                 _ => {}
             }
         }
-        raw.conn.close(200, "done").unwrap();
+        raw.conn.close(200, "done", Instant::now()).unwrap();
         let _ = raw.next();
     });
     ready_rx.recv().expect("the raw server is ready");
@@ -593,7 +593,7 @@ pub fn raw_rpc(total: usize) -> Figures {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds("self") - cpu;
-    raw.conn.close(200, "done").unwrap();
+    raw.conn.close(200, "done", Instant::now()).unwrap();
     let _ = raw.next();
     let _ = server.join();
     let n = (total + 200) as f64;

@@ -50,9 +50,14 @@ use crate::amqp::heartbeat::{Due, Heartbeat};
 /// 3. Stop after [`Event::Closed`] (always the last event) once [`poll_transmit`] is flushed, and
 ///    drop the socket.
 ///
-/// Time only comes in through `new` and the handlers; it must not go backwards (earlier values are
-/// ignored). Bytes handed out by [`poll_transmit`] count as sent at the latest time passed in, which
-/// can only make a heartbeat go out early, never late.
+/// # Time
+///
+/// Time comes in through `new`, the handlers and [`close`] (the one command that starts a timer);
+/// an earlier `now` than one given before counts as the later one — time never goes back, the
+/// rule of every state machine here ([`crate::mesh::Endpoint`], the testkit's broker). The other
+/// commands start no timer and are stamped with the latest time given. Bytes handed out by
+/// [`poll_transmit`] count as sent at the latest time passed in, which can only make a heartbeat go
+/// out early, never late.
 ///
 /// # Bounds
 ///
@@ -380,13 +385,15 @@ impl Connection {
 
     // ----- connection commands (channel and method commands are in `command.rs`) -----
 
-    /// Closes the connection with `reply_code` (200 for a normal close) and `reply_text`.
+    /// Closes the connection with `reply_code` (200 for a normal close) and `reply_text` at
+    /// `now`, from which [`Config::close_timeout`] counts.
     ///
-    /// [`Event::Closed`] follows the broker's `close-ok` (or [`Config::close_timeout`]), with
+    /// [`Event::Closed`] follows the broker's `close-ok` (or the close timeout), with
     /// `error: None`. Everything the broker sends meanwhile is discarded.
-    pub fn close(&mut self, reply_code: u16, reply_text: &str) -> Result<(), Error> {
+    pub fn close(&mut self, reply_code: u16, reply_text: &str, now: Instant) -> Result<(), Error> {
         let text = crate::amqp::config::short("reply text", reply_text)?;
         let inner = &mut self.inner;
+        inner.tick(now);
         match inner.state {
             State::Closing { .. } | State::Closed => Err(Error::Closed),
             State::Handshake(Stage::Start) => {

@@ -633,10 +633,11 @@ impl Endpoint {
     /// Closes the connection politely; the endpoint stops with `error` once it is closed.
     fn close_connection(&mut self, error: Option<NuropbError>) {
         self.stop_error = error;
+        let now = self.clock.last;
         let closing = self
             .session
             .as_mut()
-            .is_some_and(|s| s.conn.close(200, "Normal shutdown").is_ok());
+            .is_some_and(|s| s.conn.close(200, "Normal shutdown", now).is_ok());
         if closing {
             self.phase = Phase::Closing;
         } else {
@@ -888,8 +889,9 @@ impl Endpoint {
     /// Gives up on this connection (closing it politely: the broker may free it before the
     /// socket goes) and goes on as the lifecycle says.
     fn retry_later(&mut self, error: NuropbError) {
+        let now = self.clock.last;
         if let Some(session) = &mut self.session {
-            let _ = session.conn.close(200, "Normal shutdown");
+            let _ = session.conn.close(200, "Normal shutdown", now);
         }
         if self.shutdown.is_some() {
             return self.finish_stop(None);

@@ -151,7 +151,8 @@ impl std::fmt::Display for ConnectionId {
 /// let now = Instant::now();
 /// let c = broker.accept(now);
 /// broker.handle_input(c, b"AMQP\x00\x00\x09\x01", now);
-/// let start = broker.poll_transmit(c).expect("connection.start");
+/// let mut start = Vec::new();
+/// assert!(broker.poll_transmit(c, &mut start) > 0, "connection.start");
 /// assert_eq!(&start[..3], &[1, 0, 0], "a method frame on channel 0");
 /// assert_eq!(broker.poll_timeout(), Some(now + broker.config().handshake_timeout));
 /// ```
@@ -242,6 +243,13 @@ impl Broker {
         self.config.unix_time_origin.saturating_add(since)
     }
 
+    /// The bytes waiting for connection `c` in a buffer of their own; `None` when there are
+    /// none (for tests; [`poll_transmit`](Self::poll_transmit) reuses the caller's buffer).
+    pub fn take_transmit(&mut self, c: ConnectionId) -> Option<Vec<u8>> {
+        let mut buf = Vec::new();
+        (self.poll_transmit(c, &mut buf) > 0).then_some(buf)
+    }
+
     /// A new client connection. It expects the AMQP protocol header first.
     pub fn accept(&mut self, now: Instant) -> ConnectionId {
         let now = self.tick(now);
@@ -277,23 +285,19 @@ impl Broker {
         self.run_dispatch(now);
     }
 
-    /// Takes the bytes waiting for connection `c`, coalesced; `None` when there are none.
-    pub fn poll_transmit(&mut self, c: ConnectionId) -> Option<Vec<u8>> {
-        let mut buf = Vec::new();
-        self.poll_transmit_into(c, &mut buf).then_some(buf)
-    }
-
-    /// Like [`poll_transmit`](Self::poll_transmit), into a buffer the caller reuses: the bytes
-    /// are appended to `buf` (swapped in without a copy when `buf` is empty). Returns whether any
-    /// bytes were added.
-    pub fn poll_transmit_into(&mut self, c: ConnectionId, buf: &mut Vec<u8>) -> bool {
+    /// Appends the bytes waiting for connection `c` to `buf` (swapped in without a copy when
+    /// `buf` is empty), coalesced; returns how many — the shape of
+    /// [`Connection::poll_transmit`](nuropb_proto::amqp::Connection::poll_transmit) and
+    /// [`Endpoint::poll_transmit`](nuropb_proto::mesh::Endpoint::poll_transmit), per connection.
+    pub fn poll_transmit(&mut self, c: ConnectionId, buf: &mut Vec<u8>) -> usize {
         let Some(conn) = self.connections.get_mut(&c) else {
-            return false;
+            return 0;
         };
-        if conn.out.is_empty() {
-            return false;
+        let n = conn.out.len();
+        if n == 0 {
+            return 0;
         }
-        conn.out_taken += conn.out.len() as u64;
+        conn.out_taken += n as u64;
         if buf.is_empty() {
             std::mem::swap(buf, &mut conn.out);
             conn.out.clear();
@@ -307,7 +311,7 @@ impl Broker {
                 self.run_dispatch(now);
             }
         }
-        true
+        n
     }
 
     /// The connections that have bytes waiting in [`poll_transmit`](Self::poll_transmit), or

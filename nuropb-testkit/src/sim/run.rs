@@ -372,7 +372,7 @@ impl Sim {
     /// What the broker has written to connection `c`, read by the tap as it goes.
     fn broker_output(&mut self, c: ConnectionId) -> Option<Vec<u8>> {
         let mut buf = self.spare();
-        if !self.broker.poll_transmit_into(c, &mut buf) {
+        if self.broker.poll_transmit(c, &mut buf) == 0 {
             self.pool.push(buf);
             return None;
         }

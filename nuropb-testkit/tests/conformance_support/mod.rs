@@ -232,7 +232,11 @@ impl Client {
 
     /// Closes the connection and waits for the end.
     pub fn close(mut self) {
-        if self.conn.close(200, "bye").is_ok() {
+        if self
+            .conn
+            .close(200, "bye", std::time::Instant::now())
+            .is_ok()
+        {
             let mut ignore = Transcript::default();
             self.until(&mut ignore, "connection.close-ok", |e| {
                 matches!(e, Event::Closed { .. })

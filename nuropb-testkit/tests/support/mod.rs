@@ -224,7 +224,7 @@ impl Client {
     }
 
     fn pull(&mut self, h: &mut Harness) {
-        while let Some(bytes) = h.broker.poll_transmit(self.id) {
+        while let Some(bytes) = h.broker.take_transmit(self.id) {
             self.bytes.extend_from_slice(&bytes);
             let mut frames = Vec::new();
             self.reader
