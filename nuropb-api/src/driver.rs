@@ -354,7 +354,14 @@ impl Driver {
                     self.written += n;
                     progress = true;
                 }
-                Poll::Pending => break,
+                Poll::Pending => {
+                    // Waiting for the socket to take more: nothing else to do with it now (a
+                    // flush here would register another waker in place of the write's).
+                    if std::mem::take(&mut self.dropping) {
+                        self.drop_stream();
+                    }
+                    return progress;
+                }
             }
         }
         if let Some(stream) = &mut self.stream
